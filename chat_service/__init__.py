@@ -1,0 +1,1 @@
+"""The chat service: website chat over WebSockets, the REST API and the serving engines."""

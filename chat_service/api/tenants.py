@@ -1,0 +1,30 @@
+"""Tenant administration (admin token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from chat_service.deps import AdminDep, SessionDep
+from chat_service.schemas import TenantCreate, TenantCreated, TenantPublic
+from core.crud.tenants import TenantExistsError, create_tenant
+
+router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
+def post_tenant(body: TenantCreate, session: SessionDep, _admin: AdminDep) -> TenantCreated:
+    """Create a tenant; the response carries its API key, which is never shown again."""
+    try:
+        tenant, api_key = create_tenant(
+            session=session,
+            slug=body.slug,
+            name=body.name,
+            allowed_origins=body.allowed_origins,
+            bot_mode=body.bot_mode,
+        )
+    except TenantExistsError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    session.commit()
+    return TenantCreated(tenant=TenantPublic.model_validate(tenant), api_key=api_key)

@@ -1,0 +1,81 @@
+"""Builds the FastAPI application; everything long-lived is created in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from chat_service.active_adapters import load_active_adapters
+from chat_service.api import chat_ws, conversations, demo, health, tenants
+from chat_service.engine import Engine
+from chat_service.engine.embedded import EmbeddedEngine
+from chat_service.hub import ConversationHub
+from chat_service.responder import Responder
+from chat_service.services import Services
+from core.crud.tenants import create_tenant, get_tenant_by_slug
+from core.db import create_db_engine, session_scope
+from core.migrate import upgrade_database
+from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(settings: Settings) -> Engine:
+    return EmbeddedEngine(settings.resolved_model_dir, device=settings.device, dtype=settings.dtype)
+
+
+def _ensure_demo_tenant(services: Services) -> None:
+    slug = services.settings.demo_tenant
+    if not slug:
+        return
+    with session_scope(services.db) as session:
+        if get_tenant_by_slug(session=session, slug=slug) is None:
+            create_tenant(session=session, slug=slug, name="Demo")
+            log.info("created demo tenant %r for the page at /", slug)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """``engine``: an already started engine to share (tests); otherwise the app builds, starts
+    and closes its own."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = create_db_engine(settings.resolved_database_url)
+        await run_in_threadpool(upgrade_database, db)
+        serving = engine or build_engine(settings)
+        if engine is None:
+            await serving.start()
+        hub = ConversationHub()
+        services = Services(
+            settings=settings,
+            db=db,
+            engine=serving,
+            hub=hub,
+            responder=Responder(db=db, engine=serving, hub=hub, settings=settings),
+        )
+        await run_in_threadpool(_ensure_demo_tenant, services)
+        await load_active_adapters(services)
+        app.state.services = services
+        log.info("SupportLoop ready (engine=%s)", serving.name)
+        try:
+            yield
+        finally:
+            await services.responder.close()
+            if engine is None:
+                await serving.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="SupportLoop",
+        version="0.1.0",
+        summary="Self-hosted support chatbot that learns from its own conversations.",
+        lifespan=lifespan,
+    )
+    for module in (health, tenants, conversations, chat_ws, demo):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,246 @@
+"""One widget connection: read customer frames, persist them, and deliver everything the
+conversation produces in sequence order.
+
+Delivery rule: the connection remembers the last sequence number it sent. A message or ack
+with a higher number than the next one expected first triggers a catch-up read from the
+database, so events published out of order (or missed while disconnected) are never skipped,
+and anything already sent is never sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import ExitStack
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from chat_service.frames import (
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    FrameError,
+    MessageFrame,
+    error_frame,
+    message_frame,
+    parse_client_frame,
+)
+from chat_service.hub import Subscription
+from chat_service.services import Services
+from core.crud.conversations import (
+    append_message,
+    create_anonymous_customer,
+    get_conversation,
+    list_messages,
+    start_conversation,
+)
+from core.db import session_scope
+from core.models import Conversation, ConversationStatus, Message, Role, Tenant
+
+log = logging.getLogger(__name__)
+
+
+class ChatSession:
+    def __init__(self, websocket: WebSocket, services: Services, tenant: Tenant) -> None:
+        assert tenant.id is not None
+        self._ws = websocket
+        self._services = services
+        self._tenant_id = tenant.id
+        self._tenant_slug = tenant.slug
+        self._outbox = Subscription()
+        self._subscriptions = ExitStack()
+        self._conversation_id: int | None = None
+        self._last_sent_seq = 0
+
+    async def run(self, conversation: Conversation | None, last_seq: int) -> None:
+        with self._subscriptions:
+            if conversation is not None:
+                assert conversation.id is not None
+                self._attach(conversation.id)
+                self._last_sent_seq = max(0, last_seq)
+                await self._send(
+                    {
+                        "type": "session",
+                        "conversation_id": conversation.id,
+                        "last_seq": conversation.last_seq,
+                    }
+                )
+                await self._catch_up(upto=None)
+            reader = asyncio.create_task(self._read_loop())
+            sender = asyncio.create_task(self._send_loop())
+            done, pending = await asyncio.wait(
+                {reader, sender}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                if (exc := task.exception()) is not None and not isinstance(
+                    exc, WebSocketDisconnect
+                ):
+                    log.error("chat connection failed (%s)", self._context(), exc_info=exc)
+
+    def _context(self) -> str:
+        return f"tenant={self._tenant_slug} conversation={self._conversation_id}"
+
+    def _attach(self, conversation_id: int) -> None:
+        self._conversation_id = conversation_id
+        self._subscriptions.enter_context(
+            self._services.hub.subscribe(conversation_id, self._outbox)
+        )
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        limit = self._services.settings.ws_max_message_bytes
+        while True:
+            event = await self._ws.receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            raw: str | None = event.get("text")
+            if raw is None:
+                self._outbox.offer(
+                    error_frame("bad_frame", "binary frames are not supported; send JSON text")
+                )
+                continue
+            if len(raw.encode()) > limit:
+                await self._ws.close(CLOSE_TOO_BIG, f"frame larger than {limit} bytes")
+                return
+            try:
+                frame = parse_client_frame(raw)
+            except FrameError as exc:
+                self._outbox.offer(error_frame(exc.code, exc.detail))
+                continue
+            if isinstance(frame, MessageFrame):
+                await self._accept_customer_message(frame)
+            else:
+                self._outbox.offer({"type": "pong"})
+
+    async def _accept_customer_message(self, frame: MessageFrame) -> None:
+        max_chars = self._services.settings.max_message_chars
+        text = frame.text.strip()
+        if not text or len(text) > max_chars:
+            self._outbox.offer(
+                error_frame(
+                    "bad_message",
+                    f"text must be 1 to {max_chars} characters",
+                    client_id=frame.client_id,
+                )
+            )
+            return
+        if self._conversation_id is None:
+            conversation, token = await run_in_threadpool(self._start_conversation)
+            assert conversation.id is not None
+            self._attach(conversation.id)
+            self._outbox.offer(
+                {
+                    "type": "session",
+                    "conversation_id": conversation.id,
+                    "token": token,
+                    "last_seq": 0,
+                }
+            )
+            log.info("conversation started (%s)", self._context())
+        message, created = await run_in_threadpool(self._store, frame.client_id, text)
+        hub = self._services.hub
+        self._outbox.offer(
+            {
+                "type": "ack",
+                "client_id": frame.client_id,
+                "seq": message.seq,
+                "message_id": message.id,
+                "duplicate": not created,
+            }
+        )
+        if created:
+            assert self._conversation_id is not None
+            hub.publish(self._conversation_id, message_frame(message, client_id=frame.client_id))
+            self._services.responder.schedule(
+                tenant_id=self._tenant_id, conversation_id=self._conversation_id
+            )
+
+    def _start_conversation(self) -> tuple[Conversation, str]:
+        with session_scope(self._services.db) as session:
+            customer = create_anonymous_customer(session=session, tenant_id=self._tenant_id)
+            return start_conversation(
+                session=session, tenant_id=self._tenant_id, customer_id=customer.id
+            )
+
+    def _store(self, client_id: str, text: str) -> tuple[Message, bool]:
+        assert self._conversation_id is not None
+        with session_scope(self._services.db) as session:
+            conversation = get_conversation(
+                session=session, tenant_id=self._tenant_id, conversation_id=self._conversation_id
+            )
+            if conversation is None:
+                raise LookupError(f"conversation {self._conversation_id} was deleted")
+            message, created = append_message(
+                session=session,
+                conversation=conversation,
+                role=Role.CUSTOMER,
+                text=text,
+                client_id=client_id,
+            )
+            if created and conversation.status == ConversationStatus.RESOLVED:
+                conversation.status = ConversationStatus.OPEN  # a new question reopens it
+                conversation.resolved_at = None
+                session.add(conversation)
+            return message, created
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        overflow = asyncio.create_task(self._outbox.overflowed.wait())
+        try:
+            while True:
+                getter = asyncio.create_task(self._outbox.queue.get())
+                await asyncio.wait({getter, overflow}, return_when=asyncio.FIRST_COMPLETED)
+                if overflow.done():
+                    getter.cancel()
+                    await self._ws.close(CLOSE_TRY_AGAIN_LATER, "client too slow; resume")
+                    return
+                await self._deliver(getter.result())
+        finally:
+            overflow.cancel()
+
+    async def _deliver(self, frame: dict[str, Any]) -> None:
+        seq = frame.get("seq") if frame["type"] in ("message", "ack") else None
+        if seq is None:
+            await self._send(frame)
+            return
+        if seq <= self._last_sent_seq:
+            if frame["type"] == "ack":
+                await self._send(frame)  # a retried message is acked again, never re-sent
+            return  # a message already delivered by a catch-up read or an earlier frame
+        if seq > self._last_sent_seq + 1:
+            await self._catch_up(upto=seq - 1)
+        await self._send(frame)
+        self._last_sent_seq = max(self._last_sent_seq, seq)
+
+    async def _catch_up(self, upto: int | None) -> None:
+        """Send stored customer-visible messages after the last one sent, up to ``upto``."""
+        assert self._conversation_id is not None
+        missed = await run_in_threadpool(self._read_after, self._last_sent_seq)
+        for message in missed:
+            if upto is not None and message.seq > upto:
+                break
+            await self._send(message_frame(message, client_id=message.client_id))
+            self._last_sent_seq = message.seq
+
+    def _read_after(self, after_seq: int) -> list[Message]:
+        assert self._conversation_id is not None
+        with session_scope(self._services.db) as session:
+            return list(
+                list_messages(
+                    session=session,
+                    conversation_id=self._conversation_id,
+                    after_seq=after_seq,
+                    include_internal=False,
+                )
+            )
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        if self._ws.application_state != WebSocketState.CONNECTED:
+            raise WebSocketDisconnect(1006)
+        await self._ws.send_json(frame)

@@ -1,0 +1,336 @@
+"""The zero-setup engine: transformers + peft in this process, on CPU or GPU.
+
+One scheduler thread owns the model. It round-robins one decoding step per active stream, so
+concurrent chats stream concurrently and fairly, and it applies adapter loads and unloads
+between steps, so new adapters arrive while others are being served. Nothing else touches the
+model, which is why no locks are needed around peft's global "active adapter" state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chat_service.engine.base import (
+    AdapterLoadError,
+    AdapterNotFoundError,
+    ChatTurn,
+    EngineError,
+    EngineUnavailableError,
+    SamplingParams,
+)
+from core.base_model import PICKLE_SUFFIXES, verify_model_dir
+
+log = logging.getLogger(__name__)
+
+_END = object()  # marks the end of a stream on its output queue
+
+
+@dataclass
+class _Stream:
+    """One reply being generated; lives on the scheduler thread."""
+
+    prompt_ids: list[int]
+    adapter: str | None
+    params: SamplingParams
+    emit: Callable[[object], None]
+    cancelled: threading.Event
+    generated: list[int] = field(default_factory=list)
+    past: Any = None
+    sent_chars: int = 0
+    generator: Any = None
+
+
+class EmbeddedEngine:
+    name = "embedded"
+
+    def __init__(self, model_dir: Path, *, device: str = "auto", dtype: str = "auto") -> None:
+        self._model_dir = model_dir
+        self._device_setting = device
+        self._dtype_setting = dtype
+        self._inbox: queue.Queue[_Stream | tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._adapters: dict[str, Path] = {}
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._selected: object = object()  # adapter the model is currently switched to
+        self._stop_ids: set[int] = set()
+        self._max_context = 2048
+        self.base_model_name = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._thread is not None:
+            return
+        await asyncio.to_thread(self._load_base)
+        self._thread = threading.Thread(target=self._run, name="embedded-engine", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._inbox.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    async def ready(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _load_base(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        manifest = verify_model_dir(self._model_dir)
+        self.base_model_name = str(manifest.get("base_model", self._model_dir.name))
+        device = self._device_setting
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = self._dtype_setting
+        if dtype == "auto":
+            # bf16 matmuls are slow on most CPUs; float32 costs only memory at this size.
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
+        model = AutoModelForCausalLM.from_pretrained(self._model_dir, dtype=getattr(torch, dtype))
+        self._model = model.to(device).eval()
+        self._device = device
+        eos = model.generation_config.eos_token_id
+        self._stop_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        if self._tokenizer.eos_token_id is not None:
+            self._stop_ids.add(self._tokenizer.eos_token_id)
+        self._max_context = int(getattr(model.config, "max_position_embeddings", 2048))
+        log.info("embedded engine loaded %s on %s (%s)", self._model_dir, device, dtype)
+
+    # -- public API --------------------------------------------------------------------------
+
+    async def stream_chat(
+        self,
+        messages: Sequence[ChatTurn],
+        *,
+        adapter: str | None = None,
+        params: SamplingParams | None = None,
+    ) -> AsyncIterator[str]:
+        if self._thread is None:
+            raise EngineUnavailableError("the embedded engine is not started")
+        if adapter is not None and adapter not in self._adapters:
+            raise AdapterNotFoundError(f"adapter {adapter!r} is not loaded")
+        params = params or SamplingParams()
+        prompt_ids = self._encode(messages, params.max_tokens)
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(out.put_nowait, item)
+
+        stream = _Stream(
+            prompt_ids=prompt_ids,
+            adapter=adapter,
+            params=params,
+            emit=emit,
+            cancelled=cancelled,
+        )
+        self._inbox.put(stream)
+        try:
+            while True:
+                item = await out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise EngineError(f"generation failed: {item}") from item
+                assert isinstance(item, str)
+                yield item
+        finally:
+            # The consumer went away (client disconnected, task cancelled): stop decoding.
+            cancelled.set()
+
+    async def load_adapter(self, name: str, path: Path) -> None:
+        if name in self._adapters:
+            raise AdapterLoadError(
+                f"adapter name {name!r} is taken; every version needs a new name"
+            )
+        _check_adapter_files(path)
+        await self._call(lambda: self._load_adapter(name, path))
+
+    async def unload_adapter(self, name: str) -> None:
+        if name not in self._adapters:
+            raise AdapterNotFoundError(f"adapter {name!r} is not loaded")
+        await self._call(lambda: self._unload_adapter(name))
+
+    async def list_adapters(self) -> list[str]:
+        return sorted(self._adapters)
+
+    # -- scheduler thread ----------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the scheduler thread between two decoding steps."""
+        if self._thread is None:
+            raise EngineUnavailableError("the embedded engine is not started")
+        future: Future[Any] = Future()
+        self._inbox.put((fn, future))
+        return await asyncio.wrap_future(future)
+
+    def _run(self) -> None:
+        import torch
+
+        active: deque[_Stream] = deque()
+        with torch.inference_mode():
+            while True:
+                try:
+                    item = self._inbox.get(block=not active)
+                except queue.Empty:
+                    item = False  # type: ignore[assignment]
+                if item is None:
+                    for stream in active:
+                        stream.emit(EngineUnavailableError("the engine shut down"))
+                    return
+                if isinstance(item, _Stream):
+                    active.append(item)
+                elif isinstance(item, tuple):
+                    fn, future = item
+                    try:
+                        future.set_result(fn())
+                    except BaseException as exc:  # handed to the awaiting caller
+                        future.set_exception(exc)
+                if not active:
+                    continue
+                stream = active.popleft()
+                try:
+                    finished = self._step(stream)
+                except Exception as exc:
+                    log.exception("generation step failed (adapter=%s)", stream.adapter)
+                    stream.emit(exc)
+                    continue
+                if finished:
+                    stream.emit(_END)
+                else:
+                    active.append(stream)
+
+    def _step(self, stream: _Stream) -> bool:
+        """One forward pass for one stream; returns True when the stream is done."""
+        import torch
+
+        if stream.cancelled.is_set():
+            return True
+        if stream.adapter is not None and stream.adapter not in self._adapters:
+            raise AdapterNotFoundError(f"adapter {stream.adapter!r} was unloaded mid-stream")
+        if stream.past is None:
+            input_ids = torch.tensor([stream.prompt_ids], device=self._device)
+            if stream.params.seed is not None:
+                stream.generator = torch.Generator(device=self._device).manual_seed(
+                    stream.params.seed
+                )
+        else:
+            input_ids = torch.tensor([[stream.generated[-1]]], device=self._device)
+        output = self._forward(input_ids, stream.past, stream.adapter)
+        stream.past = output.past_key_values
+        logits = output.logits[0, -1, :].float()
+        token = _sample(logits, stream.params.temperature, stream.generator)
+        if token in self._stop_ids:
+            self._flush(stream, final=True)
+            return True
+        stream.generated.append(token)
+        if self._flush(stream, final=len(stream.generated) >= stream.params.max_tokens):
+            return True
+        return len(stream.generated) >= stream.params.max_tokens
+
+    def _forward(self, input_ids: Any, past: Any, adapter: str | None) -> Any:
+        from peft import PeftModel
+
+        model = self._model
+        if isinstance(model, PeftModel):
+            if adapter is None:
+                with model.disable_adapter():
+                    return model(input_ids=input_ids, past_key_values=past, use_cache=True)
+            if self._selected != adapter:
+                model.set_adapter(adapter)
+                self._selected = adapter
+        return model(input_ids=input_ids, past_key_values=past, use_cache=True)
+
+    def _flush(self, stream: _Stream, *, final: bool) -> bool:
+        """Emit the text decoded so far; returns True when a stop string ended the reply."""
+        text = self._tokenizer.decode(stream.generated, skip_special_tokens=True)
+        stops = stream.params.stop
+        hit = min((text.find(s) for s in stops if s and s in text), default=-1)
+        if hit >= 0:
+            text, final = text[:hit], True
+        if not final:
+            # Hold back an incomplete UTF-8 sequence and anything that may begin a stop string.
+            if text.endswith("\ufffd"):
+                return False
+            holdback = max((len(s) - 1 for s in stops), default=0)
+            text = text[: len(text) - holdback] if holdback else text
+        if len(text) > stream.sent_chars:
+            stream.emit(text[stream.sent_chars :])
+            stream.sent_chars = len(text)
+        return hit >= 0
+
+    def _encode(self, messages: Sequence[ChatTurn], max_tokens: int) -> list[int]:
+        ids: list[int] = self._tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            tokenize=True,
+        )
+        budget = self._max_context - max_tokens
+        if budget <= 0:
+            raise EngineError(
+                f"max_tokens {max_tokens} leaves no room in a {self._max_context} context"
+            )
+        return ids[-budget:]  # keep the most recent context
+
+    def _load_adapter(self, name: str, path: Path) -> None:
+        from peft import PeftModel
+
+        try:
+            if isinstance(self._model, PeftModel):
+                self._model.load_adapter(str(path), adapter_name=name)
+            else:
+                self._model = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
+                self._model.eval()
+        except Exception as exc:
+            raise AdapterLoadError(f"adapter {name!r} from {path} failed to load: {exc}") from exc
+        self._adapters[name] = path
+        self._selected = object()
+        log.info("loaded adapter %s from %s", name, path)
+
+    def _unload_adapter(self, name: str) -> None:
+        if len(self._adapters) == 1:
+            # peft cannot delete its last adapter; strip the LoRA layers instead.
+            self._model = self._model.unload()
+        else:
+            self._model.delete_adapter(name)
+        del self._adapters[name]
+        self._selected = object()
+        log.info("unloaded adapter %s", name)
+
+
+def _sample(logits: Any, temperature: float, generator: Any) -> int:
+    import torch
+
+    if temperature <= 0:
+        return int(torch.argmax(logits).item())
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return int(torch.multinomial(probs, num_samples=1, generator=generator).item())
+
+
+def _check_adapter_files(path: Path) -> None:
+    """Only safetensors adapters in PEFT layout (OWASP LLM03: never unpickle weights)."""
+    if not path.is_dir():
+        raise AdapterLoadError(f"adapter directory {path} does not exist")
+    if not (path / "adapter_config.json").is_file():
+        raise AdapterLoadError(f"{path} has no adapter_config.json")
+    if not (path / "adapter_model.safetensors").is_file():
+        raise AdapterLoadError(f"{path} has no adapter_model.safetensors")
+    pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickled:
+        raise AdapterLoadError(f"{path} holds pickled weights {pickled}; refusing to load")

@@ -1,0 +1,183 @@
+"""The bot's side of a conversation: compose a reply, stream it, store it.
+
+Replies run as tasks owned by the service, not by a WebSocket connection: a customer whose
+connection drops mid-reply still gets the whole reply when they resume, because it is stored.
+One reply per conversation at a time; messages that arrive meanwhile are answered next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine as DbEngine
+from starlette.concurrency import run_in_threadpool
+
+from chat_service.engine import ChatTurn, Engine, EngineError, SamplingParams
+from chat_service.frames import error_frame, message_frame
+from chat_service.hub import ConversationHub
+from chat_service.prompts import build_prompt
+from core.crud.conversations import append_message, get_conversation, recent_messages
+from core.db import session_scope
+from core.models import AdapterVersion, BotMode, ConversationStatus, Message, Role, Tenant
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    prompt: list[ChatTurn]
+    reply_to: int
+    adapter_name: str | None
+    adapter_version_id: int | None
+
+
+class Responder:
+    def __init__(
+        self, *, db: DbEngine, engine: Engine, hub: ConversationHub, settings: Settings
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._hub = hub
+        self._settings = settings
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
+
+    def schedule(self, *, tenant_id: int, conversation_id: int) -> None:
+        task = self._tasks.get(conversation_id)
+        if task is not None and not task.done():
+            self._again.add(conversation_id)
+            return
+        self._tasks[conversation_id] = asyncio.create_task(
+            self._reply_loop(tenant_id, conversation_id), name=f"reply-{conversation_id}"
+        )
+
+    async def idle(self) -> None:
+        """Wait until no reply is being composed (tests and graceful shutdown)."""
+        while pending := [t for t in self._tasks.values() if not t.done()]:
+            await asyncio.wait(pending)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _reply_loop(self, tenant_id: int, conversation_id: int) -> None:
+        try:
+            while True:
+                self._again.discard(conversation_id)
+                await self._reply_once(tenant_id, conversation_id)
+                if conversation_id not in self._again:
+                    return
+        finally:
+            if self._tasks.get(conversation_id) is asyncio.current_task():
+                del self._tasks[conversation_id]
+
+    async def _reply_once(self, tenant_id: int, conversation_id: int) -> None:
+        loaded = set(await self._engine.list_adapters())
+        plan = await run_in_threadpool(self._plan_reply, tenant_id, conversation_id, loaded)
+        if plan is None:
+            return
+        reply_id = uuid.uuid4().hex
+        context = f"tenant={tenant_id} conversation={conversation_id} reply={reply_id}"
+        self._hub.publish(
+            conversation_id,
+            {"type": "reply_start", "reply_id": reply_id, "reply_to": plan.reply_to},
+        )
+        params = SamplingParams(
+            max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
+        )
+        pieces: list[str] = []
+        try:
+            async for piece in self._engine.stream_chat(
+                plan.prompt, adapter=plan.adapter_name, params=params
+            ):
+                pieces.append(piece)
+                self._hub.publish(
+                    conversation_id, {"type": "delta", "reply_id": reply_id, "text": piece}
+                )
+        except EngineError:
+            log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
+            self._hub.publish(
+                conversation_id,
+                error_frame(
+                    "reply_failed",
+                    "The assistant could not answer just now. Your message is saved; "
+                    "please try again or ask for a human.",
+                    reply_id=reply_id,
+                ),
+            )
+            return
+        text = "".join(pieces).strip()
+        if not text:
+            log.warning("empty reply discarded (%s)", context)
+            self._hub.publish(
+                conversation_id,
+                error_frame("reply_empty", "The assistant had no answer.", reply_id=reply_id),
+            )
+            return
+        message = await run_in_threadpool(
+            self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id
+        )
+        self._hub.publish(conversation_id, message_frame(message, reply_id=reply_id))
+        log.info("replied (%s seq=%s chars=%d)", context, message.seq, len(text))
+
+    def _plan_reply(
+        self, tenant_id: int, conversation_id: int, loaded_adapters: set[str]
+    ) -> ReplyPlan | None:
+        """Decide whether the bot answers now, and with which adapter and context."""
+        with session_scope(self._db) as session:
+            tenant = session.get(Tenant, tenant_id)
+            conversation = get_conversation(
+                session=session, tenant_id=tenant_id, conversation_id=conversation_id
+            )
+            if tenant is None or conversation is None:
+                return None
+            if tenant.bot_mode != BotMode.AUTO or conversation.status != ConversationStatus.OPEN:
+                return None  # assist/off mode, or a human has the conversation
+            history = recent_messages(
+                session=session,
+                conversation_id=conversation_id,
+                limit=self._settings.history_messages,
+            )
+            if not history or history[-1].role != Role.CUSTOMER:
+                return None  # already answered
+            adapter_name, adapter_id = None, None
+            if tenant.active_adapter_id is not None:
+                adapter = session.get(AdapterVersion, tenant.active_adapter_id)
+                if adapter is not None and adapter.name in loaded_adapters:
+                    adapter_name, adapter_id = adapter.name, adapter.id
+                else:
+                    log.warning(
+                        "tenant=%s active adapter %s is not loaded; answering with the base model",
+                        tenant.slug,
+                        tenant.active_adapter_id,
+                    )
+            return ReplyPlan(
+                prompt=build_prompt(self._settings.system_prompt, history),
+                reply_to=history[-1].seq,
+                adapter_name=adapter_name,
+                adapter_version_id=adapter_id,
+            )
+
+    def _store_reply(
+        self, tenant_id: int, conversation_id: int, text: str, adapter_version_id: int | None
+    ) -> Message:
+        with session_scope(self._db) as session:
+            conversation = get_conversation(
+                session=session, tenant_id=tenant_id, conversation_id=conversation_id
+            )
+            if conversation is None:
+                raise LookupError(f"conversation {conversation_id} vanished while replying")
+            message, _ = append_message(
+                session=session,
+                conversation=conversation,
+                role=Role.BOT,
+                text=text,
+                adapter_version_id=adapter_version_id,
+            )
+            return message

@@ -1,0 +1,21 @@
+"""The long-lived objects a running chat service is made of, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine as DbEngine
+
+from chat_service.engine import Engine
+from chat_service.hub import ConversationHub
+from chat_service.responder import Responder
+from core.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: DbEngine
+    engine: Engine
+    hub: ConversationHub
+    responder: Responder

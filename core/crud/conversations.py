@@ -1,0 +1,205 @@
+"""Conversations and their messages.
+
+Messages are persisted before anything else happens to them, each with a per-conversation
+sequence number handed out atomically, so a client that remembers the last number it saw can
+always ask for exactly what it missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.models import (
+    NATIVE_SOURCE,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Message,
+    Role,
+    utcnow,
+)
+from core.secrets import hash_token, new_token
+
+CONVERSATION_TOKEN_PREFIX = "slc"
+
+
+def start_conversation(
+    *,
+    session: Session,
+    tenant_id: int,
+    customer_id: int | None = None,
+    channel: str = "widget",
+    source: str = NATIVE_SOURCE,
+    external_id: str | None = None,
+    subject: str = "",
+) -> tuple[Conversation, str]:
+    """Open a conversation; returns it with the resume token its client must keep."""
+    token = new_token(CONVERSATION_TOKEN_PREFIX)
+    conversation = Conversation(
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        channel=channel,
+        source=source,
+        external_id=external_id,
+        subject=subject,
+        access_token_hash=hash_token(token),
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation, token
+
+
+def create_anonymous_customer(*, session: Session, tenant_id: int) -> Customer:
+    customer = Customer(tenant_id=tenant_id, verified=False)
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def get_conversation(
+    *, session: Session, tenant_id: int, conversation_id: int
+) -> Conversation | None:
+    """Scoped to the tenant, so one tenant can never read another's conversation by id."""
+    return session.exec(
+        select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.tenant_id == tenant_id
+        )
+    ).first()
+
+
+def get_conversation_by_token(
+    *, session: Session, tenant_id: int, token: str
+) -> Conversation | None:
+    return session.exec(
+        select(Conversation).where(
+            Conversation.access_token_hash == hash_token(token),
+            Conversation.tenant_id == tenant_id,
+        )
+    ).first()
+
+
+def list_conversations(
+    *,
+    session: Session,
+    tenant_id: int,
+    status: ConversationStatus | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> Sequence[Conversation]:
+    """Newest first, keyset-paginated on id so deep pages cost the same as the first."""
+    query = select(Conversation).where(Conversation.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Conversation.status == status)
+    if before_id is not None:
+        query = query.where(col(Conversation.id) < before_id)
+    return session.exec(query.order_by(col(Conversation.id).desc()).limit(limit)).all()
+
+
+def _next_seq(session: Session, conversation_id: int) -> int:
+    # One UPDATE … RETURNING: atomic on both backends (row lock on PostgreSQL, the write lock
+    # taken by BEGIN IMMEDIATE on SQLite), so concurrent writers never get the same number.
+    result = session.execute(
+        sa.update(Conversation)
+        .where(col(Conversation.id) == conversation_id)
+        .values(last_seq=Conversation.last_seq + 1, updated_at=utcnow())
+        .returning(col(Conversation.last_seq))
+    ).scalar_one()
+    return int(result)
+
+
+def append_message(
+    *,
+    session: Session,
+    conversation: Conversation,
+    role: Role,
+    text: str,
+    client_id: str | None = None,
+    author: str | None = None,
+    internal_note: bool = False,
+    adapter_version_id: int | None = None,
+    sent_at: datetime | None = None,
+) -> tuple[Message, bool]:
+    """Store a message and return it with ``created``.
+
+    A repeated ``client_id`` returns the message stored the first time (``created`` False):
+    clients retry after a dropped connection and must not create duplicates.
+    """
+    assert conversation.id is not None
+    if client_id is not None:
+        existing = find_message_by_client_id(
+            session=session, conversation_id=conversation.id, client_id=client_id
+        )
+        if existing is not None:
+            return existing, False
+    try:
+        # The savepoint covers the sequence bump too, so a lost race leaves no gap.
+        with session.begin_nested():
+            message = Message(
+                tenant_id=conversation.tenant_id,
+                conversation_id=conversation.id,
+                seq=_next_seq(session, conversation.id),
+                role=role,
+                text=text,
+                client_id=client_id,
+                author=author,
+                internal_note=internal_note,
+                adapter_version_id=adapter_version_id,
+                sent_at=sent_at or utcnow(),
+            )
+            session.add(message)
+    except IntegrityError:
+        # Lost a race with a concurrent delivery of the same client_id.
+        if client_id is None:
+            raise
+        existing = find_message_by_client_id(
+            session=session, conversation_id=conversation.id, client_id=client_id
+        )
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def find_message_by_client_id(
+    *, session: Session, conversation_id: int, client_id: str
+) -> Message | None:
+    return session.exec(
+        select(Message).where(
+            Message.conversation_id == conversation_id, Message.client_id == client_id
+        )
+    ).first()
+
+
+def list_messages(
+    *,
+    session: Session,
+    conversation_id: int,
+    after_seq: int = 0,
+    limit: int | None = None,
+    include_internal: bool = True,
+) -> Sequence[Message]:
+    query = select(Message).where(
+        Message.conversation_id == conversation_id, col(Message.seq) > after_seq
+    )
+    if not include_internal:
+        query = query.where(col(Message.internal_note).is_(False))
+    query = query.order_by(col(Message.seq))
+    if limit is not None:
+        query = query.limit(limit)
+    return session.exec(query).all()
+
+
+def recent_messages(*, session: Session, conversation_id: int, limit: int) -> Sequence[Message]:
+    """The last ``limit`` customer-visible messages, oldest first (the model's context)."""
+    rows = session.exec(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, col(Message.internal_note).is_(False))
+        .order_by(col(Message.seq).desc())
+        .limit(limit)
+    ).all()
+    return list(reversed(rows))

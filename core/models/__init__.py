@@ -1,0 +1,47 @@
+"""The domain model. Importing this package registers every table on SQLModel.metadata."""
+
+from core.models.adapters import AdapterLineage, AdapterVersion, TrainingRun
+from core.models.conversations import (
+    NATIVE_SOURCE,
+    Conversation,
+    Customer,
+    CustomerExternalId,
+    Message,
+    Suggestion,
+)
+from core.models.enums import (
+    AdapterStatus,
+    BotMode,
+    ConversationStatus,
+    Role,
+    SuggestionStatus,
+    TrainingRunStatus,
+    WebhookEventStatus,
+)
+from core.models.tenants import ApiKey, Tenant
+from core.models.types import UTCDateTime, utcnow
+from core.models.webhooks import WebhookEvent
+
+__all__ = [
+    "NATIVE_SOURCE",
+    "AdapterLineage",
+    "AdapterStatus",
+    "AdapterVersion",
+    "ApiKey",
+    "BotMode",
+    "Conversation",
+    "ConversationStatus",
+    "Customer",
+    "CustomerExternalId",
+    "Message",
+    "Role",
+    "Suggestion",
+    "SuggestionStatus",
+    "Tenant",
+    "TrainingRun",
+    "TrainingRunStatus",
+    "UTCDateTime",
+    "WebhookEvent",
+    "WebhookEventStatus",
+    "utcnow",
+]

@@ -1,0 +1,51 @@
+"""Closed vocabularies of the domain. Stored as short strings so migrations stay portable."""
+
+from enum import StrEnum
+
+
+class BotMode(StrEnum):
+    AUTO = "auto"  # the bot answers customers itself
+    ASSIST = "assist"  # the bot drafts, an agent sends
+    OFF = "off"
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class SuggestionStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    EDITED = "edited"
+    REJECTED = "rejected"
+
+
+class AdapterStatus(StrEnum):
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REJECTED = "rejected"
+
+
+class TrainingRunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class WebhookEventStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    FAILED = "failed"  # will be retried
+    DEAD = "dead"  # out of retries; `supportloop connectors replay` picks it up

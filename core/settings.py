@@ -1,0 +1,79 @@
+"""The one settings object. Nothing else in SupportLoop reads the environment.
+
+Every value can be set as ``SUPPORTLOOP_<NAME>`` or in a ``.env`` file; the defaults run the
+product with no configuration at all (SQLite under ./var, the embedded engine, the base model
+under ./var/models).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTLOOP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    var_dir: Path = Field(
+        DEFAULT_VAR_DIR, description="Where state lives when nothing else is set."
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; empty means a SQLite file under var_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    admin_token: str = Field(
+        "", description="Bearer token for admin endpoints; empty disables them."
+    )
+
+    engine: Literal["embedded"] = Field("embedded", description="Serving backend.")
+    model_dir: Path | None = Field(
+        None, description="Prepared base model; default var_dir/models/…"
+    )
+    device: str = Field("auto", description="torch device for the embedded engine: auto, cpu, cuda")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="auto: bfloat16 on GPU, float32 on CPU (bf16 matmuls are slow on most CPUs)",
+    )
+
+    demo_tenant: str = Field(
+        "demo",
+        description="Tenant created at start-up for the demo page at /; empty disables both.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    system_prompt: str = (
+        "You are a friendly, concise customer-support assistant. Answer the customer's question "
+        "helpfully and politely."
+    )
+    max_new_tokens: int = Field(200, ge=1, le=4096)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    history_messages: int = Field(20, ge=1, description="Conversation turns sent to the model.")
+
+    # Abuse limits (security goals 5 and 6).
+    ws_max_message_bytes: int = Field(64 * 1024, description="Larger frames are closed with 1009.")
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
+    max_message_chars: int = Field(4000, description="Longest customer or agent message accepted.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'supportloop.db'}"
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir or self.var_dir / "models" / "smollm2-135m-instruct"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Evaluation metrics and reports; imports nothing of ours but core (issue 5, 7)."""

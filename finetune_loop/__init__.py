@@ -1,0 +1,1 @@
+"""Nightly LoRA loop: dataset, training, eval gate and publishing (issue 5)."""

@@ -1,0 +1,1 @@
+"""The `supportloop` command: the composition root that wires the packages together."""

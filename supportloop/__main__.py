@@ -1,0 +1,3 @@
+from supportloop.cli import app
+
+app()

