@@ -191,18 +191,13 @@ class ChatSession:
     # -- outbound ----------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
-        overflow = asyncio.create_task(self._outbox.overflowed.wait())
-        try:
-            while True:
-                getter = asyncio.create_task(self._outbox.queue.get())
-                await asyncio.wait({getter, overflow}, return_when=asyncio.FIRST_COMPLETED)
-                if overflow.done():
-                    getter.cancel()
-                    await self._ws.close(CLOSE_TRY_AGAIN_LATER, "client too slow; resume")
-                    return
-                await self._deliver(getter.result())
-        finally:
-            overflow.cancel()
+        while True:
+            frame = await self._outbox.queue.get()
+            # An overflowing queue is full, so this get never waits long to notice it.
+            if self._outbox.overflowed.is_set():
+                await self._ws.close(CLOSE_TRY_AGAIN_LATER, "client too slow; resume")
+                return
+            await self._deliver(frame)
 
     async def _deliver(self, frame: dict[str, Any]) -> None:
         seq = frame.get("seq") if frame["type"] in ("message", "ack") else None

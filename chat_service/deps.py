@@ -41,10 +41,13 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-def get_current_tenant(session: SessionDep, credentials: BearerDep) -> Tenant:
+def get_current_tenant(services: ServicesDep, credentials: BearerDep) -> Tenant:
+    """Authenticates in its own short transaction: on SQLite every transaction holds the write
+    lock, so keeping this one open for the whole request would block the route's own writes."""
     if credentials is None:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <tenant API key>'")
-    tenant = authenticate_api_key(session=session, key=credentials.credentials)
+    with session_scope(services.db) as session:
+        tenant = authenticate_api_key(session=session, key=credentials.credentials)
     if tenant is None:
         raise _unauthorized("invalid or revoked API key")
     return tenant

@@ -178,3 +178,14 @@ def running_server(settings: Settings, engine: EmbeddedEngine) -> Iterator[LiveS
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def adapter_dirs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from tests.adapters import make_random_adapter
+
+    root = tmp_path_factory.mktemp("adapters")
+    return (
+        make_random_adapter(model_dir, root / "a1", seed=1),
+        make_random_adapter(model_dir, root / "a2", seed=2),
+    )

@@ -66,6 +66,7 @@ class EmbeddedEngine:
         self._selected: object = object()  # adapter the model is currently switched to
         self._stop_ids: set[int] = set()
         self._max_context = 2048
+        self._active_streams = 0
         self.base_model_name = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -170,6 +171,11 @@ class EmbeddedEngine:
     async def list_adapters(self) -> list[str]:
         return sorted(self._adapters)
 
+    @property
+    def active_streams(self) -> int:
+        """Replies being decoded right now (read without locking; a gauge, not a contract)."""
+        return self._active_streams
+
     # -- scheduler thread ----------------------------------------------------------------------
 
     async def _call(self, fn: Callable[[], Any]) -> Any:
@@ -186,6 +192,7 @@ class EmbeddedEngine:
         active: deque[_Stream] = deque()
         with torch.inference_mode():
             while True:
+                self._active_streams = len(active)
                 try:
                     item = self._inbox.get(block=not active)
                 except queue.Empty:
