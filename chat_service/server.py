@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -9,6 +15,8 @@ from chat_service.app import create_app
 from core.settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 10  # uvicorn waits forever by default (security goal 8)
+STARTUP_TIMEOUT_S = 120
+T = TypeVar("T")
 
 
 def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Config:
@@ -26,3 +34,42 @@ def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Co
 
 def serve(settings: Settings) -> None:
     uvicorn.Server(uvicorn_config(settings)).run()
+
+
+class BackgroundServer:
+    """uvicorn on its own thread and event loop: for tests and benchmarks that drive the real
+    server over real sockets from the same process."""
+
+    def __init__(self, settings: Settings, app: FastAPI) -> None:
+        self.app = app
+        self.settings = settings
+        self.http_url = f"http://{settings.host}:{settings.port}"
+        self.ws_url = f"ws://{settings.host}:{settings.port}"
+        config = uvicorn_config(settings, app)
+        config.log_level = "warning"
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="uvicorn", daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _serve(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self._server.serve())
+        self.loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the server's loop (state such as the responder lives there)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=300)
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server failed to start; see its log")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + 5)

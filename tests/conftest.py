@@ -9,23 +9,18 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.app import create_app
 from chat_service.engine.embedded import EmbeddedEngine
-from chat_service.server import uvicorn_config
+from chat_service.server import BackgroundServer
 from core.base_model import prepare_base_model
 from core.db import create_db_engine
 from core.migrate import upgrade_database
@@ -113,71 +108,29 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
 
 # -- a live server ---------------------------------------------------------------------------
 
-
-@dataclass
-class LiveServer:
-    app: FastAPI
-    settings: Settings
-    http_url: str
-    ws_url: str
-
-    @property
-    def services(self):  # noqa: ANN201
-        return self.app.state.services
-
-    def run(self, coro):  # noqa: ANN001, ANN201
-        """Run a coroutine on the server's own event loop (for state owned by it)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
-
-    loop: asyncio.AbstractEventLoop | None = None
+LiveServer = BackgroundServer
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, engine: EmbeddedEngine) -> Iterator[LiveServer]:
-    """uvicorn on 127.0.0.1 with the real app on SQLite, in a background thread."""
-    settings = make_settings(
-        tmp_path, f"sqlite:///{tmp_path / 'live.db'}", host="127.0.0.1", port=_free_port()
-    )
-    with running_server(settings, engine) as server:
+@contextmanager
+def running_server(settings: Settings, engine: EmbeddedEngine) -> Iterator[BackgroundServer]:
+    with BackgroundServer(settings, create_app(settings, engine=engine)) as server:
         yield server
 
 
-@contextmanager
-def running_server(settings: Settings, engine: EmbeddedEngine) -> Iterator[LiveServer]:
-    app = create_app(settings, engine=engine)
-    server = uvicorn.Server(uvicorn_config(settings, app))
-    server.config.log_level = "warning"
-    live = LiveServer(
-        app=app,
-        settings=settings,
-        http_url=f"http://{settings.host}:{settings.port}",
-        ws_url=f"ws://{settings.host}:{settings.port}",
+@pytest.fixture
+def live_server(tmp_path: Path, engine: EmbeddedEngine) -> Iterator[BackgroundServer]:
+    """uvicorn on 127.0.0.1 with the real app on SQLite, in a background thread."""
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'live.db'}", host="127.0.0.1", port=free_port()
     )
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        live.loop = loop
-        loop.run_until_complete(server.serve())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("live server failed to start")
-        time.sleep(0.05)
-    try:
-        yield live
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with running_server(settings, engine) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

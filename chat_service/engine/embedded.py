@@ -315,6 +315,9 @@ class EmbeddedEngine:
             # peft cannot delete its last adapter; strip the LoRA layers instead.
             self._model = self._model.unload()
         else:
+            if name in self._model.active_adapters:
+                # Switch away first; deleting the active adapter makes peft pick one and warn.
+                self._model.set_adapter(next(n for n in self._adapters if n != name))
             self._model.delete_adapter(name)
         del self._adapters[name]
         self._selected = object()

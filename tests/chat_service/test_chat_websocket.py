@@ -23,17 +23,19 @@ from tests.chat_service.ws_client import (
     read_until,
     send_message,
 )
-from tests.conftest import LiveServer, _free_port, make_settings, running_server
+from tests.conftest import LiveServer, free_port, make_settings, running_server
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
 def stored_messages(live: LiveServer, conversation_id: int) -> list[Message]:
-    with session_scope(live.services.db) as session:
+    with session_scope(live.app.state.services.db) as session:
         return list(
             session.exec(
-                select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq)
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.seq)
             )
         )
 
@@ -41,7 +43,7 @@ def stored_messages(live: LiveServer, conversation_id: int) -> list[Message]:
 async def test_message_is_acked_then_reply_streams_then_arrives_stored(
     live_server: LiveServer,
 ) -> None:
-    make_tenant(live_server.services.db, "acme")
+    make_tenant(live_server.app.state.services.db, "acme")
     async with open_chat(live_server.ws_url, "acme") as ws:
         await send_message(ws, "c-1", "Hi! Do you have oat milk?")
         frames = await read_until(ws, is_bot_message)
@@ -61,12 +63,12 @@ async def test_message_is_acked_then_reply_streams_then_arrives_stored(
 
 
 async def test_reconnect_returns_exactly_the_missed_messages(live_server: LiveServer) -> None:
-    make_tenant(live_server.services.db, "acme")
+    make_tenant(live_server.app.state.services.db, "acme")
     async with open_chat(live_server.ws_url, "acme") as ws:
         await send_message(ws, "c-1", "Where is my order?")
         frames = await read_until(ws, lambda f: f["type"] == "delta")  # drop mid-reply
     session, ack = frames[0], frames[1]
-    live_server.run(live_server.services.responder.idle())
+    live_server.run(live_server.app.state.services.responder.idle())
 
     async with open_chat(live_server.ws_url, "acme", session["token"], ack["seq"]) as ws:
         resumed = await read_until(ws, is_bot_message)
@@ -89,10 +91,10 @@ async def test_two_conversations_stream_at_the_same_time(
     tmp_path: Path, engine: EmbeddedEngine
 ) -> None:
     settings = make_settings(
-        tmp_path, f"sqlite:///{tmp_path / 'two.db'}", port=_free_port(), max_new_tokens=40
+        tmp_path, f"sqlite:///{tmp_path / 'two.db'}", port=free_port(), max_new_tokens=40
     )
     with running_server(settings, engine) as live:
-        make_tenant(live.services.db, "acme")
+        make_tenant(live.app.state.services.db, "acme")
         events: list[tuple[str, str]] = []
         async with open_chat(live.ws_url, "acme") as a, open_chat(live.ws_url, "acme") as b:
 
@@ -115,7 +117,7 @@ async def test_two_conversations_stream_at_the_same_time(
 async def test_malformed_frames_get_error_frames_and_the_connection_stays_usable(
     live_server: LiveServer,
 ) -> None:
-    make_tenant(live_server.services.db, "acme", bot_mode=BotMode.OFF)
+    make_tenant(live_server.app.state.services.db, "acme", bot_mode=BotMode.OFF)
     async with open_chat(live_server.ws_url, "acme") as ws:
         await ws.send("{not json")
         assert json.loads(await ws.recv())["code"] == "bad_json"
@@ -139,7 +141,7 @@ async def test_unknown_tenant_is_closed_with_1008(live_server: LiveServer) -> No
 
 
 async def test_unknown_conversation_token_is_closed_with_1008(live_server: LiveServer) -> None:
-    make_tenant(live_server.services.db, "acme")
+    make_tenant(live_server.app.state.services.db, "acme")
     async with open_chat(live_server.ws_url, "acme", token="slc_forged", last_seq=3) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
@@ -147,7 +149,7 @@ async def test_unknown_conversation_token_is_closed_with_1008(live_server: LiveS
 
 
 async def test_disallowed_origin_is_closed_with_1008(live_server: LiveServer) -> None:
-    make_tenant(live_server.services.db, "acme", allowed_origins=["https://shop.example"])
+    make_tenant(live_server.app.state.services.db, "acme", allowed_origins=["https://shop.example"])
     async with open_chat(live_server.ws_url, "acme", origin="https://evil.example") as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
@@ -158,7 +160,7 @@ async def test_disallowed_origin_is_closed_with_1008(live_server: LiveServer) ->
 
 
 async def test_frame_over_64_kib_is_closed_with_1009(live_server: LiveServer) -> None:
-    make_tenant(live_server.services.db, "acme")
+    make_tenant(live_server.app.state.services.db, "acme")
     async with open_chat(live_server.ws_url, "acme") as ws:
         await send_message(ws, "c-big", "x" * (64 * 1024 + 1))
         with pytest.raises(ConnectionClosed) as closed:
@@ -167,7 +169,7 @@ async def test_frame_over_64_kib_is_closed_with_1009(live_server: LiveServer) ->
 
 
 async def test_the_same_client_id_twice_is_stored_once(live_server: LiveServer) -> None:
-    make_tenant(live_server.services.db, "acme", bot_mode=BotMode.OFF)
+    make_tenant(live_server.app.state.services.db, "acme", bot_mode=BotMode.OFF)
     async with open_chat(live_server.ws_url, "acme") as ws:
         await send_message(ws, "c-1", "Hello")
         first = await read_until(ws, lambda f: f["type"] == "ack")
@@ -181,7 +183,7 @@ async def test_the_same_client_id_twice_is_stored_once(live_server: LiveServer) 
 async def test_agent_message_posted_over_rest_reaches_the_open_widget(
     live_server: LiveServer,
 ) -> None:
-    _, api_key = make_tenant(live_server.services.db, "acme", bot_mode=BotMode.OFF)
+    _, api_key = make_tenant(live_server.app.state.services.db, "acme", bot_mode=BotMode.OFF)
     async with open_chat(live_server.ws_url, "acme") as ws:
         await send_message(ws, "c-1", "I need a human please")
         frames = await read_until(ws, lambda f: f["type"] == "ack")
@@ -226,7 +228,7 @@ async def test_bot_answers_with_the_tenants_active_adapter(
         session.add(row)
     db.dispose()
 
-    settings = make_settings(tmp_path, url, port=_free_port())
+    settings = make_settings(tmp_path, url, port=free_port())
     try:
         with running_server(settings, engine) as live:
             assert "acme-test-v1" in await engine.list_adapters()

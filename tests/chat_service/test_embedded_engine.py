@@ -76,7 +76,10 @@ async def test_adapters_are_selected_per_request(
     try:
         assert {"t-a1", "t-a2"} <= set(await engine.list_adapters())
         replies = await asyncio.gather(
-            collect(engine, "t-a1"), collect(engine), collect(engine, "t-a2"), collect(engine, "t-a1")
+            collect(engine, "t-a1"),
+            collect(engine),
+            collect(engine, "t-a2"),
+            collect(engine, "t-a1"),
         )
         a1, base_again, a2, a1_again = ("".join(r) for r in replies)
         assert base_again == base  # the base model is untouched by loaded adapters
