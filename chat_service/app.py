@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from chat_service.active_adapters import load_active_adapters
 from chat_service.api import chat_ws, conversations, demo, health, tenants
 from chat_service.engine import Engine
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.hub import ConversationHub
 from chat_service.responder import Responder
 from chat_service.services import Services
@@ -25,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
+    from chat_service.engine.embedded import EmbeddedEngine  # imports torch: only when used
+
     return EmbeddedEngine(settings.resolved_model_dir, device=settings.device, dtype=settings.dtype)
 
 

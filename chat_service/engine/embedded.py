@@ -1,5 +1,8 @@
 """The zero-setup engine: transformers + peft in this process, on CPU or GPU.
 
+This module is the ML boundary of the chat service: it imports torch and peft at load time, so
+that no heavy import happens lazily on a serving thread, and nothing else in chat_service does.
+
 One scheduler thread owns the model. It round-robins one decoding step per active stream, so
 concurrent chats stream concurrently and fairly, and it applies adapter loads and unloads
 between steps, so new adapters arrive while others are being served. Nothing else touches the
@@ -18,6 +21,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from chat_service.engine.base import (
     AdapterLoadError,
@@ -89,9 +96,6 @@ class EmbeddedEngine:
         return self._thread is not None and self._thread.is_alive()
 
     def _load_base(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         manifest = verify_model_dir(self._model_dir)
         self.base_model_name = str(manifest.get("base_model", self._model_dir.name))
         device = self._device_setting
@@ -187,7 +191,6 @@ class EmbeddedEngine:
         return await asyncio.wrap_future(future)
 
     def _run(self) -> None:
-        import torch
 
         active: deque[_Stream] = deque()
         with torch.inference_mode():
@@ -225,7 +228,6 @@ class EmbeddedEngine:
 
     def _step(self, stream: _Stream) -> bool:
         """One forward pass for one stream; returns True when the stream is done."""
-        import torch
 
         if stream.cancelled.is_set():
             return True
@@ -252,7 +254,6 @@ class EmbeddedEngine:
         return len(stream.generated) >= stream.params.max_tokens
 
     def _forward(self, input_ids: Any, past: Any, adapter: str | None) -> Any:
-        from peft import PeftModel
 
         model = self._model
         if isinstance(model, PeftModel):
@@ -296,7 +297,6 @@ class EmbeddedEngine:
         return ids[-budget:]  # keep the most recent context
 
     def _load_adapter(self, name: str, path: Path) -> None:
-        from peft import PeftModel
 
         try:
             if isinstance(self._model, PeftModel):
@@ -325,7 +325,6 @@ class EmbeddedEngine:
 
 
 def _sample(logits: Any, temperature: float, generator: Any) -> int:
-    import torch
 
     if temperature <= 0:
         return int(torch.argmax(logits).item())
