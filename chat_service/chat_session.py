@@ -31,8 +31,8 @@ from chat_service.services import Services
 from core.crud.conversations import (
     append_message,
     create_anonymous_customer,
-    get_conversation,
     list_messages,
+    require_conversation,
     start_conversation,
 )
 from core.db import session_scope
@@ -170,11 +170,9 @@ class ChatSession:
     def _store(self, client_id: str, text: str) -> tuple[Message, bool]:
         assert self._conversation_id is not None
         with session_scope(self._services.db) as session:
-            conversation = get_conversation(
+            conversation = require_conversation(
                 session=session, tenant_id=self._tenant_id, conversation_id=self._conversation_id
             )
-            if conversation is None:
-                raise LookupError(f"conversation {self._conversation_id} was deleted")
             message, created = append_message(
                 session=session,
                 conversation=conversation,

@@ -19,7 +19,12 @@ from chat_service.engine import ChatTurn, Engine, EngineError, SamplingParams
 from chat_service.frames import error_frame, message_frame
 from chat_service.hub import ConversationHub
 from chat_service.prompts import build_prompt
-from core.crud.conversations import append_message, get_conversation, recent_messages
+from core.crud.conversations import (
+    append_message,
+    get_conversation,
+    recent_messages,
+    require_conversation,
+)
 from core.db import session_scope
 from core.models import AdapterVersion, BotMode, ConversationStatus, Message, Role, Tenant
 from core.settings import Settings
@@ -168,11 +173,9 @@ class Responder:
         self, tenant_id: int, conversation_id: int, text: str, adapter_version_id: int | None
     ) -> Message:
         with session_scope(self._db) as session:
-            conversation = get_conversation(
+            conversation = require_conversation(
                 session=session, tenant_id=tenant_id, conversation_id=conversation_id
             )
-            if conversation is None:
-                raise LookupError(f"conversation {conversation_id} vanished while replying")
             message, _ = append_message(
                 session=session,
                 conversation=conversation,

@@ -18,10 +18,11 @@ from chat_service.schemas import (
     MessagesPage,
 )
 from core.crud.conversations import (
+    ConversationNotFoundError,
     append_message,
-    get_conversation,
     list_conversations,
     list_messages,
+    require_conversation,
 )
 from core.db import session_scope
 from core.models import Conversation, ConversationStatus, Message, Role
@@ -30,14 +31,12 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
 def _conversation_or_404(session: Session, tenant_id: int, conversation_id: int) -> Conversation:
-    conversation = get_conversation(
-        session=session, tenant_id=tenant_id, conversation_id=conversation_id
-    )
-    if conversation is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found"
+    try:
+        return require_conversation(
+            session=session, tenant_id=tenant_id, conversation_id=conversation_id
         )
-    return conversation
+    except ConversationNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
 
 
 @router.get("", response_model=ConversationsPage)

@@ -72,6 +72,20 @@ def get_conversation(
     ).first()
 
 
+class ConversationNotFoundError(LookupError):
+    pass
+
+
+def require_conversation(*, session: Session, tenant_id: int, conversation_id: int) -> Conversation:
+    """Like get_conversation, for callers that cannot go on without it."""
+    conversation = get_conversation(
+        session=session, tenant_id=tenant_id, conversation_id=conversation_id
+    )
+    if conversation is None:
+        raise ConversationNotFoundError(f"conversation {conversation_id} not found")
+    return conversation
+
+
 def get_conversation_by_token(
     *, session: Session, tenant_id: int, token: str
 ) -> Conversation | None:
