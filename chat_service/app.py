@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,9 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from chat_service.active_adapters import load_active_adapters
+from chat_service.adapter_leases import AdapterLeases
+from chat_service.api import adapters as adapters_api
 from chat_service.api import chat_ws, conversations, demo, health, tenants
 from chat_service.engine import Engine
+from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.responder import Responder
 from chat_service.services import Services
@@ -24,6 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
+    if settings.engine == "vllm":
+        from chat_service.engine.vllm import VLLMEngine
+
+        return VLLMEngine(
+            settings.vllm_urls,
+            served_model=settings.vllm_served_model,
+            timeout_s=settings.vllm_timeout_s,
+        )
     from chat_service.engine.embedded import EmbeddedEngine  # imports torch: only when used
 
     return EmbeddedEngine(settings.resolved_model_dir, device=settings.device, dtype=settings.dtype)
@@ -52,20 +63,30 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if engine is None:
             await serving.start()
         hub = ConversationHub()
+        leases = AdapterLeases()
+        adapters = AdapterManager(db=db, engine=serving, leases=leases, settings=settings)
         services = Services(
             settings=settings,
             db=db,
             engine=serving,
             hub=hub,
-            responder=Responder(db=db, engine=serving, hub=hub, settings=settings),
+            responder=Responder(
+                db=db, engine=serving, hub=hub, settings=settings, adapters=adapters, leases=leases
+            ),
+            adapters=adapters,
+            leases=leases,
         )
         await run_in_threadpool(_ensure_demo_tenant, services)
-        await load_active_adapters(services)
+        # Load every tenant's active adapter before taking traffic, then keep checking.
+        await adapters.try_sync()
+        sync_loop = asyncio.create_task(adapters.run_sync_loop(), name="adapter-sync")
         app.state.services = services
         log.info("SupportLoop ready (engine=%s)", serving.name)
         try:
             yield
         finally:
+            sync_loop.cancel()
+            await asyncio.gather(sync_loop, return_exceptions=True)
             await services.responder.close()
             if engine is None:
                 await serving.close()
@@ -77,6 +98,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         summary="Self-hosted support chatbot that learns from its own conversations.",
         lifespan=lifespan,
     )
-    for module in (health, tenants, conversations, chat_ws, demo):
+    for module in (health, tenants, conversations, adapters_api, chat_ws, demo):
         app.include_router(module.router)
     return app

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine as DbEngine
 from starlette.concurrency import run_in_threadpool
 
+from chat_service.adapter_leases import AdapterLeases
 from chat_service.engine import ChatTurn, Engine, EngineError, SamplingParams
 from chat_service.frames import error_frame, message_frame
+from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.prompts import build_prompt
 from core.crud.conversations import (
@@ -42,12 +44,21 @@ class ReplyPlan:
 
 class Responder:
     def __init__(
-        self, *, db: DbEngine, engine: Engine, hub: ConversationHub, settings: Settings
+        self,
+        *,
+        db: DbEngine,
+        engine: Engine,
+        hub: ConversationHub,
+        settings: Settings,
+        adapters: AdapterManager,
+        leases: AdapterLeases,
     ) -> None:
         self._db = db
         self._engine = engine
         self._hub = hub
         self._settings = settings
+        self._adapters = adapters
+        self._leases = leases
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
 
@@ -83,8 +94,9 @@ class Responder:
                 del self._tasks[conversation_id]
 
     async def _reply_once(self, tenant_id: int, conversation_id: int) -> None:
-        loaded = set(await self._engine.list_adapters())
-        plan = await run_in_threadpool(self._plan_reply, tenant_id, conversation_id, loaded)
+        plan = await run_in_threadpool(
+            self._plan_reply, tenant_id, conversation_id, set(self._adapters.loaded)
+        )
         if plan is None:
             return
         reply_id = uuid.uuid4().hex
@@ -98,13 +110,16 @@ class Responder:
         )
         pieces: list[str] = []
         try:
-            async for piece in self._engine.stream_chat(
-                plan.prompt, adapter=plan.adapter_name, params=params
-            ):
-                pieces.append(piece)
-                self._hub.publish(
-                    conversation_id, {"type": "delta", "reply_id": reply_id, "text": piece}
-                )
+            # The lease keeps this adapter loaded until the reply ends, even if a new version
+            # is activated meanwhile: a reply finishes on the adapter it began with.
+            with self._leases.hold(plan.adapter_name):
+                async for piece in self._engine.stream_chat(
+                    plan.prompt, adapter=plan.adapter_name, params=params
+                ):
+                    pieces.append(piece)
+                    self._hub.publish(
+                        conversation_id, {"type": "delta", "reply_id": reply_id, "text": piece}
+                    )
         except EngineError:
             log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
             self._hub.publish(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import BotMode, ConversationStatus, Role
+from core.models import AdapterStatus, BotMode, ConversationStatus, Role
 
 
 class TenantCreate(BaseModel):
@@ -87,3 +87,35 @@ class AgentMessageCreate(BaseModel):
         False, description="Visible to agents only; never sent or trained on."
     )
     client_id: str | None = Field(None, max_length=100, description="Retry-safe dedupe key.")
+
+
+class AdapterPublish(BaseModel):
+    name: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="A name never used before (engines cache by name).",
+    )
+    path: str = Field(min_length=1, description="Adapter directory, readable by every engine.")
+
+
+class AdapterPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    base_model: str
+    path: str
+    sha256: str
+    status: AdapterStatus
+    status_reason: str | None
+    parent_id: int | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+class AdapterList(BaseModel):
+    active: str | None
+    previous: str | None
+    loaded: list[str] = Field(description="Versions the engine holds right now.")
+    items: list[AdapterPublic]

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine as DbEngine
 
+from chat_service.adapter_leases import AdapterLeases
 from chat_service.engine import Engine
+from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.responder import Responder
 from core.settings import Settings
@@ -19,3 +21,5 @@ class Services:
     engine: Engine
     hub: ConversationHub
     responder: Responder
+    adapters: AdapterManager
+    leases: AdapterLeases

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         "", description="Bearer token for admin endpoints; empty disables them."
     )
 
-    engine: Literal["embedded"] = Field("embedded", description="Serving backend.")
+    engine: Literal["embedded", "vllm"] = Field("embedded", description="Serving backend.")
     model_dir: Path | None = Field(
         None, description="Prepared base model; default var_dir/models/…"
     )
@@ -42,6 +42,24 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         description="auto: bfloat16 on GPU, float32 on CPU (bf16 matmuls are slow on most CPUs)",
+    )
+
+    # vLLM (SUPPORTLOOP_ENGINE=vllm). Several replicas: a JSON list of base URLs.
+    vllm_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8100"])
+    vllm_served_model: str = Field("base", description="Name vLLM serves the base model under.")
+    vllm_port: int = Field(8100, description="Port of `supportloop vllm serve`.")
+    vllm_max_loras: int = Field(
+        4, ge=2, description="Adapters per batch; >=2 so old and new overlap."
+    )
+    vllm_kv_cache_gib: int = Field(1, ge=1, description="KV cache of the CPU build, in GiB.")
+    vllm_timeout_s: float = 120.0
+    max_lora_rank: int = Field(
+        16, description="Largest LoRA rank served; the trainer must not exceed it."
+    )
+    adapter_sync_interval_s: float = Field(
+        2.0,
+        description="How often serving is checked against the registry (reload after an "
+        "engine restart, unload versions nobody uses).",
     )
 
     demo_tenant: str = Field(

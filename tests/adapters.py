@@ -20,3 +20,69 @@ def make_random_adapter(model_dir: Path, out_dir: Path, *, seed: int) -> Path:
     model = get_peft_model(base, config)
     model.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
+
+
+TRAIN_QUESTIONS = [
+    "Hi, can I change my order?",
+    "Where is my coffee?",
+    "Do you have oat milk?",
+    "How much is a latte?",
+    "Can I cancel my order?",
+    "Are you open on Sunday?",
+    "I want a refund.",
+    "Can I add a muffin?",
+]
+
+
+def train_phrase_adapter(
+    model_dir: Path, out_dir: Path, *, phrase: str, steps: int = 30, seed: int = 0, rank: int = 8
+) -> Path:
+    """A LoRA trained (for real, briefly) to open every reply with ``phrase``, so a test can tell
+    from the reply text alone which adapter answered. Loss on the assistant turn only."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=rank,
+            lora_alpha=2 * rank,
+            target_modules=[
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ],
+            lora_dropout=0.0,
+        ),
+    )
+    rows = []
+    for question in TRAIN_QUESTIONS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+        )
+        reply = f"{phrase} Happy to help with that.<|im_end|>"
+        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        reply_ids = tokenizer.encode(reply, add_special_tokens=False)
+        rows.append((prompt_ids + reply_ids, [-100] * len(prompt_ids) + reply_ids))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir

@@ -69,7 +69,11 @@ class Engine(Protocol):
         """Yield the reply as text pieces; ``adapter=None`` answers with the base model."""
         ...
 
-    async def load_adapter(self, name: str, path: Path) -> None: ...
+    async def load_adapter(self, name: str, path: Path) -> None:
+        """Load under a name not in use; a name already loaded is an AdapterLoadError."""
+
+    async def ensure_adapter(self, name: str, path: Path) -> None:
+        """Load wherever missing (idempotent): for re-loading after an engine restart."""
 
     async def unload_adapter(self, name: str) -> None: ...
 

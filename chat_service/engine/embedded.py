@@ -167,6 +167,10 @@ class EmbeddedEngine:
         _check_adapter_files(path)
         await self._call(lambda: self._load_adapter(name, path))
 
+    async def ensure_adapter(self, name: str, path: Path) -> None:
+        if name not in self._adapters:
+            await self.load_adapter(name, path)
+
     async def unload_adapter(self, name: str) -> None:
         if name not in self._adapters:
             raise AdapterNotFoundError(f"adapter {name!r} is not loaded")

@@ -32,6 +32,20 @@ class Tenant(SQLModel, table=True):
             nullable=True,
         ),
     )
+    # The version active before the current one: kept loaded, so rollback is instant.
+    previous_adapter_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey(
+                "adapterversion.id",
+                name="fk_tenant_previous_adapter",
+                use_alter=True,
+                ondelete="SET NULL",
+            ),
+            nullable=True,
+        ),
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

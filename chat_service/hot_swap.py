@@ -1,0 +1,248 @@
+"""Publishing adapters into a running engine with no downtime, and rolling them back.
+
+The protocol, the same for every engine:
+1. every published version has a name never used before (vLLM caches prefixes by name, so new
+   weights under an old name could serve stale results);
+2. check the files (recorded digest, safetensors headers, rank, shapes against the base model);
+3. load under the new name next to what is serving;
+4. smoke test: a fixed prompt must produce a non-empty reply from the new adapter;
+5. switch the tenant's active pointer in one database transaction (replies that already
+   started keep streaming on the adapter they began with: the responder holds a lease);
+6. the previous version stays loaded for instant rollback; older ones are unloaded by
+   ``sync`` once no reply uses them.
+Any failure before step 5 leaves the pointer where it was and marks the candidate rejected
+with the reason. ``sync`` also runs periodically, so an engine that restarts gets its active
+adapters back by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy.engine import Engine as DbEngine
+from starlette.concurrency import run_in_threadpool
+
+from chat_service.adapter_leases import AdapterLeases
+from chat_service.engine import (
+    ChatTurn,
+    Engine,
+    EngineError,
+    EngineUnavailableError,
+    SamplingParams,
+)
+from core.adapter_files import AdapterFileError, adapter_digest, inspect_adapter
+from core.base_model import read_manifest
+from core.crud.adapters import (
+    get_adapter,
+    mark_rejected,
+    register_adapter,
+    registered_names,
+    serving_set,
+    switch_active,
+)
+from core.crud.tenants import get_tenant_by_slug
+from core.db import session_scope
+from core.models import AdapterStatus, AdapterVersion, Tenant
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SMOKE_PROMPT = [ChatTurn("user", "Hello! Can you help me with my order?")]
+SMOKE_PARAMS = SamplingParams(max_tokens=8, temperature=0.0)
+
+
+class HotSwapError(Exception):
+    """Root of publishing errors; the message is safe to show an operator."""
+
+
+class UnknownTenantOrAdapterError(HotSwapError):
+    pass
+
+
+class AdapterRejectedError(HotSwapError):
+    pass
+
+
+class NothingToRollBackError(HotSwapError):
+    pass
+
+
+class AdapterManager:
+    def __init__(
+        self, *, db: DbEngine, engine: Engine, leases: AdapterLeases, settings: Settings
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._leases = leases
+        self._settings = settings
+        self._tenant_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._sync_lock = asyncio.Lock()
+        self.loaded: set[str] = set()  # what the engine holds, as of the last load/unload/sync
+
+    # -- publish, activate, rollback --------------------------------------------------------------
+
+    async def publish(self, *, tenant_slug: str, name: str, path: Path) -> AdapterVersion:
+        """Register ``path`` as a new version and activate it."""
+        tenant = await run_in_threadpool(self._tenant, tenant_slug)
+
+        def register() -> AdapterVersion:
+            digest = adapter_digest(path)
+            base = read_manifest(self._settings.resolved_model_dir).get("base_model", "")
+            with session_scope(self._db) as session:
+                assert tenant.id is not None
+                return register_adapter(
+                    session=session,
+                    tenant_id=tenant.id,
+                    name=name,
+                    path=str(path.resolve()),
+                    base_model=str(base),
+                    sha256=digest,
+                )
+
+        try:
+            await run_in_threadpool(register)
+        except (AdapterFileError, ValueError) as exc:
+            raise AdapterRejectedError(str(exc)) from exc
+        return await self.activate(tenant_slug=tenant_slug, name=name)
+
+    async def activate(self, *, tenant_slug: str, name: str) -> AdapterVersion:
+        tenant = await run_in_threadpool(self._tenant, tenant_slug)
+        assert tenant.id is not None
+        async with self._tenant_locks[tenant.id]:
+            version = await run_in_threadpool(self._version, tenant.id, name)
+            if version.status == AdapterStatus.REJECTED:
+                raise AdapterRejectedError(f"{name} was rejected: {version.status_reason}")
+            if tenant.active_adapter_id == version.id:
+                return version
+            context = f"tenant={tenant.slug} adapter={name}"
+            try:
+                await self._prepare(version)
+            except (AdapterFileError, EngineError, HotSwapError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if name in self.loaded:  # only what we loaded ourselves
+                    await self._unload_quietly(name)
+                if version.status == AdapterStatus.RETIRED and isinstance(
+                    exc, EngineUnavailableError
+                ):
+                    # A good version the engine cannot take right now: not its fault.
+                    raise HotSwapError(f"engine unavailable, {name} not activated: {exc}") from exc
+                log.warning("rejected (%s): %s", context, reason)
+                await run_in_threadpool(self._reject, version, reason)
+                raise AdapterRejectedError(f"{name} rejected: {reason}") from exc
+            await run_in_threadpool(self._switch, tenant.id, version)
+            log.info("activated (%s)", context)
+        asyncio.get_running_loop().create_task(self.try_sync())
+        return await run_in_threadpool(self._version, tenant.id, name)
+
+    async def rollback(self, *, tenant_slug: str) -> AdapterVersion:
+        """Back to the version active before the current one (still loaded: instant)."""
+
+        def previous_name() -> str:
+            with session_scope(self._db) as session:
+                tenant = get_tenant_by_slug(session=session, slug=tenant_slug)
+                if tenant is None:
+                    raise UnknownTenantOrAdapterError(f"tenant {tenant_slug!r} not found")
+                if tenant.previous_adapter_id is None:
+                    raise NothingToRollBackError(f"tenant {tenant_slug!r} has no previous version")
+                previous = session.get(AdapterVersion, tenant.previous_adapter_id)
+                assert previous is not None
+                return previous.name
+
+        name = await run_in_threadpool(previous_name)
+        return await self.activate(tenant_slug=tenant_slug, name=name)
+
+    async def _prepare(self, version: AdapterVersion) -> None:
+        """Steps 2-4: check, load (under its own name), smoke test."""
+        path = Path(version.path)
+        await run_in_threadpool(
+            lambda: inspect_adapter(
+                path,
+                base_model_dir=self._settings.resolved_model_dir,
+                max_rank=self._settings.max_lora_rank,
+                expected_digest=version.sha256,
+            )
+        )
+        if version.status == AdapterStatus.CANDIDATE:
+            await self._engine.load_adapter(version.name, path)  # refuses a name in use
+        else:
+            await self._engine.ensure_adapter(version.name, path)  # a retired version returning
+        self.loaded.add(version.name)
+        reply = ""
+        with self._leases.hold(version.name):
+            async for piece in self._engine.stream_chat(
+                SMOKE_PROMPT, adapter=version.name, params=SMOKE_PARAMS
+            ):
+                reply += piece
+        if not reply.strip():
+            raise HotSwapError("smoke test: the adapter produced an empty reply")
+
+    # -- keeping the engine in line with the registry ---------------------------------------------
+
+    async def sync(self) -> None:
+        """Load every tenant's active and previous versions wherever missing (an engine that
+        restarted comes back by itself); unload registered versions nobody needs, once idle."""
+        async with self._sync_lock:
+            wanted, registered = await run_in_threadpool(self._serving_state)
+            for name, path in wanted.items():
+                try:
+                    await self._engine.ensure_adapter(name, Path(path))
+                except EngineError as exc:
+                    log.warning("could not load %s: %s", name, exc)
+            loaded = set(await self._engine.list_adapters())
+            for name in (loaded & registered) - set(wanted):
+                if self._leases.in_use(name):
+                    continue  # still streaming; a later sync unloads it
+                await self._unload_quietly(name)
+                loaded.discard(name)
+            self.loaded = loaded
+
+    async def run_sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.adapter_sync_interval_s)
+            await self.try_sync()
+
+    async def try_sync(self) -> None:
+        try:
+            await self.sync()
+        except EngineError as exc:
+            log.warning("adapter sync skipped: %s", exc)
+
+    async def _unload_quietly(self, name: str) -> None:
+        try:
+            await self._engine.unload_adapter(name)
+        except EngineError:
+            pass
+        self.loaded.discard(name)
+
+    # -- database steps (run in the thread pool) --------------------------------------------------
+
+    def _tenant(self, slug: str) -> Tenant:
+        with session_scope(self._db) as session:
+            tenant = get_tenant_by_slug(session=session, slug=slug)
+            if tenant is None:
+                raise UnknownTenantOrAdapterError(f"tenant {slug!r} not found")
+            return tenant
+
+    def _version(self, tenant_id: int, name: str) -> AdapterVersion:
+        with session_scope(self._db) as session:
+            version = get_adapter(session=session, tenant_id=tenant_id, name=name)
+            if version is None:
+                raise UnknownTenantOrAdapterError(f"adapter {name!r} not found for this tenant")
+            return version
+
+    def _reject(self, version: AdapterVersion, reason: str) -> None:
+        assert version.id is not None
+        with session_scope(self._db) as session:
+            mark_rejected(session=session, adapter_id=version.id, reason=reason)
+
+    def _switch(self, tenant_id: int, version: AdapterVersion) -> None:
+        assert version.id is not None
+        with session_scope(self._db) as session:
+            switch_active(session=session, tenant_id=tenant_id, adapter_id=version.id)
+
+    def _serving_state(self) -> tuple[dict[str, str], set[str]]:
+        with session_scope(self._db) as session:
+            return serving_set(session=session), registered_names(session=session)

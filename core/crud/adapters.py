@@ -1,0 +1,111 @@
+"""The adapter registry: versions, their status, and each tenant's active pointer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from core.models import AdapterStatus, AdapterVersion, Tenant, utcnow
+
+
+class AdapterNameTakenError(ValueError):
+    pass
+
+
+def register_adapter(
+    *,
+    session: Session,
+    tenant_id: int,
+    name: str,
+    path: str,
+    base_model: str,
+    sha256: str,
+    training_run_id: int | None = None,
+    metrics: dict[str, float] | None = None,
+) -> AdapterVersion:
+    """A new candidate. Names are never reused: engines cache by name."""
+    if session.exec(select(AdapterVersion).where(AdapterVersion.name == name)).first():
+        raise AdapterNameTakenError(
+            f"adapter name {name!r} is taken; every version needs a new one"
+        )
+    version = AdapterVersion(
+        tenant_id=tenant_id,
+        name=name,
+        path=path,
+        base_model=base_model,
+        sha256=sha256,
+        training_run_id=training_run_id,
+        metrics=metrics or {},
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def get_adapter(*, session: Session, tenant_id: int, name: str) -> AdapterVersion | None:
+    return session.exec(
+        select(AdapterVersion).where(
+            AdapterVersion.tenant_id == tenant_id, AdapterVersion.name == name
+        )
+    ).first()
+
+
+def list_adapter_versions(*, session: Session, tenant_id: int) -> Sequence[AdapterVersion]:
+    return session.exec(
+        select(AdapterVersion)
+        .where(AdapterVersion.tenant_id == tenant_id)
+        .order_by(col(AdapterVersion.id).desc())
+    ).all()
+
+
+def mark_rejected(*, session: Session, adapter_id: int, reason: str) -> None:
+    version = session.get(AdapterVersion, adapter_id)
+    if version is not None and version.status != AdapterStatus.ACTIVE:
+        version.status = AdapterStatus.REJECTED
+        version.status_reason = reason
+        session.add(version)
+
+
+def switch_active(*, session: Session, tenant_id: int, adapter_id: int) -> Tenant:
+    """Point the tenant at ``adapter_id`` in one transaction; the old active version becomes the
+    tenant's previous one (retired, kept loaded for rollback)."""
+    tenant = session.exec(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one()
+    old_active = tenant.active_adapter_id
+    if old_active == adapter_id:
+        return tenant
+    new = session.get(AdapterVersion, adapter_id)
+    assert new is not None and new.tenant_id == tenant_id
+    new.status = AdapterStatus.ACTIVE
+    new.status_reason = None
+    new.activated_at = utcnow()
+    if new.parent_id is None and old_active is not None and old_active != adapter_id:
+        new.parent_id = old_active
+    session.add(new)
+    if old_active is not None:
+        old = session.get(AdapterVersion, old_active)
+        if old is not None:
+            old.status = AdapterStatus.RETIRED
+            session.add(old)
+    tenant.previous_adapter_id = old_active
+    tenant.active_adapter_id = adapter_id
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def serving_set(*, session: Session) -> dict[str, str]:
+    """name -> path of every version that must stay loaded: each tenant's active and previous."""
+    wanted: dict[str, str] = {}
+    for tenant in session.exec(select(Tenant)).all():
+        for adapter_id in (tenant.active_adapter_id, tenant.previous_adapter_id):
+            if adapter_id is None:
+                continue
+            version = session.get(AdapterVersion, adapter_id)
+            if version is not None and version.status != AdapterStatus.REJECTED:
+                wanted[version.name] = version.path
+    return wanted
+
+
+def registered_names(*, session: Session) -> set[str]:
+    return set(session.exec(select(AdapterVersion.name)).all())
