@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ app = typer.Typer(help="SupportLoop: a support chatbot that learns from its conv
 model_app = typer.Typer(help="The base model.")
 tenant_app = typer.Typer(help="Tenants.")
 db_app = typer.Typer(help="The database.")
+vllm_app = typer.Typer(help="The vLLM serving backend.")
+adapters_app = typer.Typer(help="Adapter versions of a running service (admin token).")
+app.add_typer(vllm_app, name="vllm")
+app.add_typer(adapters_app, name="adapters")
 app.add_typer(model_app, name="model")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
@@ -112,3 +116,94 @@ def db_upgrade() -> None:
 
     upgrade_database(create_db_engine(get_settings().resolved_database_url))
     console.print("database is at the latest schema")
+
+
+@vllm_app.command("serve")
+def vllm_serve(
+    port: Annotated[int | None, typer.Option(help="Overrides SUPPORTLOOP_VLLM_PORT")] = None,
+) -> None:
+    """Start a local vLLM server for the prepared base model, with runtime LoRA loading on."""
+    import os
+
+    from chat_service.engine.vllm_server import vllm_command
+    from core.base_model import is_prepared, missing_model_message
+
+    settings = get_settings()
+    if not is_prepared(settings.resolved_model_dir):
+        console.print(f"[red]{missing_model_message(settings.resolved_model_dir)}")
+        raise typer.Exit(2)
+    argv, env = vllm_command(settings, port)
+    console.print(" ".join(argv[1:]))
+    os.execve(argv[0], argv, env)
+
+
+def _admin_call(method: str, path: str, url: str | None, body: dict[str, str] | None = None) -> Any:
+    import httpx
+
+    settings = get_settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        response = httpx.request(
+            method,
+            f"{base}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {settings.admin_token}"},
+            timeout=300,
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach the service at {base}: {exc}")
+        raise typer.Exit(2) from exc
+    if response.status_code >= 400:
+        console.print(
+            f"[red]{response.status_code}: {response.json().get('detail', response.text)}"
+        )
+        raise typer.Exit(1)
+    return response.json()
+
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant slug")]
+UrlOption = Annotated[
+    str | None, typer.Option(help="Service URL (default: host and port settings)")
+]
+
+
+@adapters_app.command("list")
+def adapters_list(tenant: TenantOption, url: UrlOption = None) -> None:
+    """Versions of the tenant's adapter, newest first."""
+    from rich.table import Table
+
+    data = _admin_call("GET", f"/v1/admin/tenants/{tenant}/adapters", url)
+    table = Table("name", "status", "loaded", "created", "reason")
+    for item in data["items"]:
+        marker = " (active)" if item["name"] == data["active"] else ""
+        marker += " (previous)" if item["name"] == data["previous"] else ""
+        table.add_row(
+            item["name"] + marker,
+            item["status"],
+            "yes" if item["name"] in data["loaded"] else "",
+            item["created_at"][:19],
+            item["status_reason"] or "",
+        )
+    console.print(table)
+
+
+@adapters_app.command("publish")
+def adapters_publish(name: str, path: Path, tenant: TenantOption, url: UrlOption = None) -> None:
+    """Register an adapter directory as a new version and hot-swap it in."""
+    body = {"name": name, "path": str(path.resolve())}
+    data = _admin_call("POST", f"/v1/admin/tenants/{tenant}/adapters", url, body)
+    console.print(f"{data['name']} is active")
+
+
+@adapters_app.command("activate")
+def adapters_activate(name: str, tenant: TenantOption, url: UrlOption = None) -> None:
+    """Make an existing version the active one."""
+    data = _admin_call("POST", f"/v1/admin/tenants/{tenant}/adapters/{name}/activate", url)
+    console.print(f"{data['name']} is active")
+
+
+@adapters_app.command("rollback")
+def adapters_rollback(tenant: TenantOption, url: UrlOption = None) -> None:
+    """Return to the previous version (still loaded, so instant)."""
+    data = _admin_call("POST", f"/v1/admin/tenants/{tenant}/adapters/rollback", url)
+    console.print(f"rolled back: {data['name']} is active")

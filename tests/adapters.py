@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_random_adapter(model_dir: Path, out_dir: Path, *, seed: int) -> Path:
+def make_random_adapter(model_dir: Path, out_dir: Path, *, seed: int, rank: int = 8) -> Path:
     """A LoRA with random (non-zero) B matrices: it visibly changes the model's output, which is
     all the serving tests need to tell adapters apart."""
     import torch
@@ -15,7 +15,7 @@ def make_random_adapter(model_dir: Path, out_dir: Path, *, seed: int) -> Path:
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     config = LoraConfig(
-        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False
     )
     model = get_peft_model(base, config)
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -85,4 +85,35 @@ def train_phrase_adapter(
         optimizer.step()
         optimizer.zero_grad()
     model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+def make_foreign_adapter(out_dir: Path) -> Path:
+    """A valid LoRA for a different (tiny, random) Llama: the wrong base model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=49152,
+    )
+    model = get_peft_model(
+        LlamaForCausalLM(config), LoraConfig(r=8, target_modules=["q_proj", "v_proj"])
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+def make_corrupt_adapter(good: Path, out_dir: Path) -> Path:
+    """A copy of a good adapter whose weights file is garbage."""
+    import shutil
+
+    shutil.copytree(good, out_dir)
+    (out_dir / "adapter_model.safetensors").write_bytes(b"\x00garbage" * 100)
     return out_dir

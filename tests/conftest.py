@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,31 @@ def adapter_dirs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         make_random_adapter(model_dir, root / "a1", seed=1),
         make_random_adapter(model_dir, root / "a2", seed=2),
     )
+
+
+@dataclass(frozen=True)
+class PhraseAdapter:
+    path: Path
+    phrase: str
+
+
+PHRASES = {"v1": "Moonbeam here!", "v2": "Starlight speaking!"}
+
+
+@pytest.fixture(scope="session")
+def phrase_adapters(model_dir: Path) -> dict[str, PhraseAdapter]:
+    """Two LoRAs trained to open every reply with a distinctive phrase (cached under var/ so
+    only the first run pays the minute of CPU training)."""
+    from tests.adapters import train_phrase_adapter
+
+    adapters = {}
+    for version, phrase in PHRASES.items():
+        path = REPO_ROOT / "var" / "test-cache" / f"phrase-{version}"
+        if not (path / "adapter_model.safetensors").is_file():
+            staging = path.with_name(path.name + ".staging")
+            shutil.rmtree(staging, ignore_errors=True)
+            train_phrase_adapter(model_dir, staging, phrase=phrase, seed=len(version))
+            shutil.rmtree(path, ignore_errors=True)
+            staging.rename(path)
+        adapters[version] = PhraseAdapter(path, phrase)
+    return adapters
