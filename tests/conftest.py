@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -23,12 +22,12 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.app import create_app
 from chat_service.engine.embedded import EmbeddedEngine
+from chat_service.engine.vllm_server import VLLMProcess
 from chat_service.server import BackgroundServer
 from core.base_model import prepare_base_model
 from core.db import create_db_engine
 from core.migrate import upgrade_database
 from core.settings import Settings
-from tests.vllm_process import VLLMProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO_ROOT / "var" / "models" / "smollm2-135m-instruct"  # cached between runs
@@ -154,26 +153,17 @@ class PhraseAdapter:
     phrase: str
 
 
-PHRASES = {"v1": "Moonbeam here!", "v2": "Starlight speaking!"}
-
-
 @pytest.fixture(scope="session")
 def phrase_adapters(model_dir: Path) -> dict[str, PhraseAdapter]:
     """Two LoRAs trained to open every reply with a distinctive phrase (cached under var/ so
     only the first run pays the minute of CPU training)."""
-    from tests.adapters import train_phrase_adapter
+    from tests.adapters import PHRASES, cached_phrase_adapter
 
-    adapters = {}
-    for version, phrase in PHRASES.items():
-        path = REPO_ROOT / "var" / "test-cache" / f"phrase-{version}"
-        if not (path / "adapter_model.safetensors").is_file():
-            staging = path.with_name(path.name + ".staging")
-            shutil.rmtree(staging, ignore_errors=True)
-            train_phrase_adapter(model_dir, staging, phrase=phrase, seed=len(version))
-            shutil.rmtree(path, ignore_errors=True)
-            staging.rename(path)
-        adapters[version] = PhraseAdapter(path, phrase)
-    return adapters
+    cache = REPO_ROOT / "var" / "test-cache"
+    return {
+        version: PhraseAdapter(cached_phrase_adapter(model_dir, cache, version), phrase)
+        for version, phrase in PHRASES.items()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -136,7 +136,10 @@ class EmbeddedEngine:
         cancelled = threading.Event()
 
         def emit(item: object) -> None:
-            loop.call_soon_threadsafe(out.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(out.put_nowait, item)
+            except RuntimeError:  # the consumer's event loop is closed: nobody is listening
+                cancelled.set()
 
         stream = _Stream(
             prompt_ids=prompt_ids,

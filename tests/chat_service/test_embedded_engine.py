@@ -157,3 +157,15 @@ async def test_a_consumer_that_stops_early_frees_the_engine(engine: EmbeddedEngi
             break
         await asyncio.sleep(0.05)
     assert engine.active_streams == 0
+
+
+def test_the_engine_survives_a_consumer_whose_event_loop_closed(engine: EmbeddedEngine) -> None:
+    async def take_one_piece_and_leave() -> None:
+        stream = engine.stream_chat(QUESTION, params=SamplingParams(max_tokens=64))
+        await anext(stream)  # the loop closes with the stream still being decoded
+
+    asyncio.run(take_one_piece_and_leave())
+    assert asyncio.run(engine.ready())
+    reply = asyncio.run(asyncio.wait_for(collect(engine, max_tokens=4), timeout=120))
+    assert "".join(reply)
+    assert asyncio.run(engine.ready())

@@ -14,17 +14,22 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from chat_service.engine.vllm_server import VLLMProcess
 from chat_service.server import BackgroundServer
 from core.db import session_scope
 from core.models import AdapterVersion, Message, Role, Tenant
+from core.settings import Settings
 from tests.adapters import make_corrupt_adapter, make_foreign_adapter, make_random_adapter
 from tests.chat_service.swap_helpers import admin, ask, publish, unique
 from tests.chat_service.ws_client import open_chat, read_until, send_message
 from tests.conftest import MODEL_DIR, PhraseAdapter, free_port, make_settings, running_server
 from tests.factories import make_tenant
-from tests.vllm_process import VLLMProcess
 
 pytestmark = pytest.mark.anyio
+
+
+def vllm_server_settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, var_dir=tmp_path, model_dir=MODEL_DIR)  # type: ignore[call-arg]
 
 
 def vllm_settings(tmp_path: Path, vllm_server: VLLMProcess, **overrides: object):  # noqa: ANN201
@@ -248,3 +253,35 @@ async def test_vllm_killed_mid_stream_gives_a_clear_error_and_the_service_recove
                 break
             await asyncio.sleep(0.5)
         assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
+
+
+async def test_adapters_are_loaded_and_verified_on_every_replica(
+    tmp_path: Path, vllm_server: VLLMProcess, phrase_adapters: dict[str, PhraseAdapter]
+) -> None:
+    second = VLLMProcess(vllm_server_settings(tmp_path), free_port(), tmp_path / "second.log")
+    second.start()
+    try:
+        settings = vllm_settings(tmp_path, vllm_server, vllm_urls=[vllm_server.url, second.url])
+        with running_server(settings, None) as live:
+            make_tenant(live.app.state.services.db, "acme")
+            v1, v2 = unique("acme-v1"), unique("acme-v2")
+            assert (await publish(live, v1, phrase_adapters["v1"].path)).status_code == 201
+            assert v1 in vllm_server.models() and v1 in second.models()
+            for _ in range(4):  # requests alternate between the replicas
+                assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
+
+            second.stop()
+            response = await publish(live, v2, phrase_adapters["v2"].path)
+            assert response.status_code == 409 and "unreachable" in response.json()["detail"]
+            assert v2 not in vllm_server.models()  # all replicas or none
+
+            second.start()
+            for _ in range(120):  # the restarted replica gets the active version back
+                if v1 in second.models():
+                    break
+                await asyncio.sleep(0.5)
+            assert v1 in second.models()
+            for _ in range(2):
+                assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
+    finally:
+        second.stop()
