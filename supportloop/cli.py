@@ -207,3 +207,47 @@ def adapters_rollback(tenant: TenantOption, url: UrlOption = None) -> None:
     """Return to the previous version (still loaded, so instant)."""
     data = _admin_call("POST", f"/v1/admin/tenants/{tenant}/adapters/rollback", url)
     console.print(f"rolled back: {data['name']} is active")
+
+
+@app.command("import")
+def import_conversations(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl or .csv")],
+    tenant: TenantOption,
+    source: Annotated[str, typer.Option(help="Source system recorded on every row")] = "import",
+) -> None:
+    """Import conversation logs (generic conversation JSONL, or CSV with one message a row)."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from connectors.file_import import import_file
+    from core.crud.tenants import get_tenant_by_slug
+    from core.db import create_db_engine, session_scope
+    from core.migrate import upgrade_database
+
+    db = create_db_engine(get_settings().resolved_database_url)
+    upgrade_database(db)
+    with session_scope(db) as session:
+        row = get_tenant_by_slug(session=session, slug=tenant)
+    if row is None or row.id is None:
+        console.print(f"[red]tenant {tenant!r} not found")
+        raise typer.Exit(2)
+    with Progress(
+        TextColumn("importing {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(file.name, total=None)
+        report = import_file(
+            db=db,
+            tenant_id=row.id,
+            path=file,
+            source=source,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    for line, reason in report.errors:
+        console.print(f"[yellow]line {line}: {reason} (skipped)")
+    console.print(
+        f"{report.conversations_seen} conversations read, {report.conversations_created} new; "
+        f"{report.messages_created} messages stored, {report.messages_skipped} already there; "
+        f"{len(report.errors)} bad lines skipped"
+    )

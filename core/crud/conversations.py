@@ -137,6 +137,8 @@ def append_message(
     internal_note: bool = False,
     adapter_version_id: int | None = None,
     sent_at: datetime | None = None,
+    source: str = NATIVE_SOURCE,
+    external_id: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and return it with ``created``.
 
@@ -164,6 +166,8 @@ def append_message(
                 internal_note=internal_note,
                 adapter_version_id=adapter_version_id,
                 sent_at=sent_at or utcnow(),
+                source=source,
+                external_id=external_id,
             )
             session.add(message)
     except IntegrityError:

@@ -123,6 +123,7 @@ async def test_hot_swap_under_8_concurrent_streaming_chats_fails_nothing(
     workers = [asyncio.create_task(chat_forever(live, load, i)) for i in range(8)]
     try:
         await wait_for_replies_after(load, 0, 8)
+        publishing = time.monotonic()
         assert (await publish(live, v2, phrase_adapters["v2"].path)).status_code == 201
         swapped = time.monotonic()
         await wait_for_replies_after(load, swapped, 16)
@@ -137,7 +138,9 @@ async def test_hot_swap_under_8_concurrent_streaming_chats_fails_nothing(
     for reply in load.replies:
         assert reply.text and reply.text == reply.deltas.strip()  # nothing truncated
     phrase = {v: phrase_adapters[v].phrase for v in ("v1", "v2")}
+    before_swap = [r for r in load.replies if r.started < publishing]
     after_swap = [r for r in load.replies if swapped < r.started < rolled_back]
+    assert before_swap and all(r.text.startswith(phrase["v1"]) for r in before_swap)
     after_rollback = [r for r in load.replies if r.started > rolled_back]
     assert all(r.text.startswith(phrase["v2"]) for r in after_swap)
     assert all(r.text.startswith(phrase["v1"]) for r in after_rollback)
