@@ -32,8 +32,8 @@ def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Co
     )
 
 
-def serve(settings: Settings) -> None:
-    uvicorn.Server(uvicorn_config(settings)).run()
+def serve(settings: Settings, app: FastAPI | None = None) -> None:
+    uvicorn.Server(uvicorn_config(settings, app)).run()
 
 
 class BackgroundServer:

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         "engine restart, unload versions nobody uses).",
     )
 
+    # Webhook secrets, referenced from the environment and never stored or logged:
+    # SUPPORTLOOP_CONNECTOR_SECRETS='{"acme/zendesk": ["new-secret", "old-secret"]}'.
+    # Several secrets per key allow rotation.
+    connector_secrets: dict[str, list[str]] = Field(default_factory=dict, repr=False)
+    webhook_tolerance_s: int = Field(300, description="Oldest accepted webhook timestamp.")
+
     demo_tenant: str = Field(
         "demo",
         description="Tenant created at start-up for the demo page at /; empty disables both.",

@@ -48,8 +48,10 @@ def serve(
     if not is_prepared(settings.resolved_model_dir):
         console.print(f"[red]{missing_model_message(settings.resolved_model_dir)}")
         raise typer.Exit(2)
+    from supportloop.app import build_app
+
     _configure_logging()
-    run_server(settings)
+    run_server(settings, build_app(settings))
 
 
 @model_app.command("prepare")

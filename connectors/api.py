@@ -1,0 +1,33 @@
+"""HTTP edge of the connectors: the webhook receiver, mounted by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine as DbEngine
+from starlette.concurrency import run_in_threadpool
+
+from connectors.webhooks import Delivery, receive
+from core.settings import Settings
+
+
+def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/v1/webhooks/{provider}/{tenant}")
+    async def post_webhook(provider: str, tenant: str, request: Request) -> JSONResponse:
+        """A CRM delivery: verified on the raw body, stored once, answered after the commit."""
+        delivery = Delivery(
+            provider=provider,
+            tenant_slug=tenant,
+            raw=await request.body(),
+            headers={k.lower(): v for k, v in request.headers.items()},
+        )
+        outcome = await run_in_threadpool(
+            lambda: receive(db=get_db(), settings=settings, delivery=delivery)
+        )
+        return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+    return router

@@ -1,0 +1,1 @@
+"""Chatwoot: account webhooks (crm-formats §7)."""

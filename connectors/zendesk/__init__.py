@@ -1,0 +1,1 @@
+"""Zendesk Support: event-subscription webhooks (crm-formats §2)."""

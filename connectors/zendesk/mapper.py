@@ -1,0 +1,41 @@
+"""Zendesk ticket events -> our records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.records import InboundConversation, InboundMessage, RecordError, parse_timestamp
+from core.models import Role
+
+SOURCE = "zendesk"
+COMMENT_ADDED = "zen:event-type:ticket.comment_added"
+
+
+def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]:
+    """(event id, record); record is None for event types that carry no message."""
+    try:
+        event_id = str(payload["id"])
+        if payload.get("type") != COMMENT_ADDED:
+            return event_id, None
+        detail, comment = payload["detail"], payload["event"]["comment"]
+        author = comment.get("author") or {}
+        text = str(comment.get("body") or "").strip()
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"not a Zendesk event: missing {exc}") from None
+    if not text:
+        return event_id, None
+    message = InboundMessage(
+        role=Role.AGENT if author.get("is_staff") else Role.CUSTOMER,
+        text=text,
+        sent_at=parse_timestamp(payload.get("time") or detail.get("updated_at") or ""),
+        external_id=str(comment["id"]),
+        internal_note=not comment.get("is_public", True),
+        author=author.get("name"),
+    )
+    return event_id, InboundConversation(
+        source=SOURCE,
+        external_id=str(detail["id"]),
+        channel=str((detail.get("via") or {}).get("channel") or "email"),
+        subject=str(detail.get("subject") or ""),
+        messages=[message],
+    )
