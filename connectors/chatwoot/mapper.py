@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.records import InboundConversation, InboundMessage, RecordError, parse_timestamp
+from connectors.text import clean_body
 from core.models import Role
 
 SOURCE = "chatwoot"
@@ -38,7 +39,7 @@ def map_event(
     except (KeyError, TypeError) as exc:
         raise RecordError(f"not a Chatwoot message event: missing {exc}") from None
     role = _role(payload)
-    text = str(payload.get("content") or "").strip()
+    text = clean_body(text=str(payload.get("content") or ""))
     if role is None or not text:
         return event_id, None
     message = InboundMessage(

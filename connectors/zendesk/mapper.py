@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.records import InboundConversation, InboundMessage, RecordError, parse_timestamp
+from connectors.text import clean_body
 from core.models import Role
 
 SOURCE = "zendesk"
@@ -19,7 +20,12 @@ def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]
             return event_id, None
         detail, comment = payload["detail"], payload["event"]["comment"]
         author = comment.get("author") or {}
-        text = str(comment.get("body") or "").strip()
+        channel = str((detail.get("via") or {}).get("channel") or "email")
+        text = clean_body(
+            text=comment.get("plain_body") or comment.get("body"),
+            html=comment.get("html_body"),
+            email=channel == "email",
+        )
     except (KeyError, TypeError) as exc:
         raise RecordError(f"not a Zendesk event: missing {exc}") from None
     if not text:
@@ -35,7 +41,7 @@ def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]
     return event_id, InboundConversation(
         source=SOURCE,
         external_id=str(detail["id"]),
-        channel=str((detail.get("via") or {}).get("channel") or "email"),
+        channel=channel,
         subject=str(detail.get("subject") or ""),
         messages=[message],
     )
