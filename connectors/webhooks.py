@@ -1,10 +1,13 @@
-"""Receiving a CRM webhook: verify, record the delivery once, ingest, answer.
+"""Receiving a CRM webhook: verify, record the delivery once, ingest, answer; retry what failed.
 
 Order matters: the signature is checked on the raw bytes before anything is parsed or stored
 (a forged delivery leaves no trace); the delivery's own id is inserted under a unique key in
 the same transaction as the messages it carries, so the same event delivered 50 times at once
 stores one row; and the 2xx goes out only after that transaction commits. A body that verifies
-but cannot be understood is kept as a dead event for inspection and answered 400.
+but cannot be understood is kept as a dead event and answered 400. When the provider's API is
+needed (the webhook is only a doorbell) and fails, the event is kept as failed, answered 2xx,
+and retried with exponential backoff until it succeeds or is dead-lettered; `supportloop
+connectors replay` re-runs dead events, safely, since ingestion is idempotent.
 """
 
 from __future__ import annotations
@@ -12,24 +15,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 
 from connectors.chatwoot import mapper as chatwoot
 from connectors.ingest import ingest_conversation
+from connectors.intercom import mapper as intercom
+from connectors.intercom.client import ProviderAPIError, fetch_conversation
 from connectors.records import InboundConversation, RecordError
-from connectors.signatures import SignatureError, verify_chatwoot, verify_zendesk
+from connectors.signatures import SignatureError, verify_chatwoot, verify_intercom, verify_zendesk
 from connectors.zendesk import mapper as zendesk
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
-from core.models import WebhookEvent, WebhookEventStatus, utcnow
+from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+SUPPORTED = ("chatwoot", "intercom", "zendesk")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,9 @@ class Outcome:
     body: dict[str, Any] = field(default_factory=dict)
 
 
+# -- per-provider steps ----------------------------------------------------------------------
+
+
 def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: float | None) -> None:
     h, tolerance = delivery.headers, settings.webhook_tolerance_s
     if delivery.provider == "zendesk":
@@ -57,7 +69,7 @@ def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: flo
             tolerance_s=tolerance,
             now=now,
         )
-    else:
+    elif delivery.provider == "chatwoot":
         verify_chatwoot(
             delivery.raw,
             h.get("x-chatwoot-signature"),
@@ -66,21 +78,51 @@ def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: flo
             tolerance_s=tolerance,
             now=now,
         )
+    else:
+        verify_intercom(delivery.raw, h.get("x-hub-signature"), secrets)
 
 
-def _map(delivery: Delivery) -> tuple[str, InboundConversation | None]:
+def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(delivery.raw)
+        payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecordError(f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise RecordError("body is not a JSON object")
-    if delivery.provider == "zendesk":
-        return zendesk.map_event(payload)
-    return chatwoot.map_event(payload, delivery.headers.get("x-chatwoot-delivery"))
+    return payload
 
 
-SUPPORTED = ("chatwoot", "zendesk")
+def _event_id(provider: str, payload: dict[str, Any], headers: Mapping[str, str]) -> str:
+    if provider == "zendesk":
+        return zendesk.map_event(payload)[0]
+    if provider == "chatwoot":
+        return chatwoot.map_event(payload, headers.get("x-chatwoot-delivery"))[0]
+    return intercom.notification(payload)[0]
+
+
+def _record(
+    provider: str, tenant_slug: str, payload: dict[str, Any], settings: Settings
+) -> InboundConversation | None:
+    """The messages an event stands for; may call the provider's API (ProviderAPIError)."""
+    if provider == "zendesk":
+        return zendesk.map_event(payload)[1]
+    if provider == "chatwoot":
+        return chatwoot.map_event(payload, None)[1]
+    _, conversation_id = intercom.notification(payload)
+    if conversation_id is None:
+        return None
+    credentials = settings.connector_credentials.get(f"{tenant_slug}/intercom")
+    if not credentials:
+        raise ProviderAPIError(f"no Intercom API credentials configured for {tenant_slug}")
+    data = fetch_conversation(
+        api_base=credentials["api_base"],
+        token=credentials["token"],
+        conversation_id=conversation_id,
+    )
+    return intercom.conversation(data)
+
+
+# -- receiving ---------------------------------------------------------------------------------
 
 
 def receive(
@@ -112,12 +154,21 @@ def receive(
         attempts=1,
     )
     try:
-        event.event_id, record = _map(delivery)
+        payload = _parse(delivery.raw)
+        event.event_id = _event_id(delivery.provider, payload, delivery.headers)
+        if _already_received(db, event):
+            return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
+        record = _record(delivery.provider, delivery.tenant_slug, payload, settings)
     except RecordError as exc:
         event.status, event.last_error = WebhookEventStatus.DEAD, f"malformed: {exc}"
         _store_once(db, event)
         log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
         return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
+    except ProviderAPIError as exc:
+        _schedule_retry(event, str(exc), settings)
+        _store_once(db, event)
+        log.warning("webhook queued for retry (%s event=%s): %s", context, event.event_id, exc)
+        return Outcome(202, {"status": "queued", "event_id": event.event_id})
 
     try:
         with session_scope(db) as session:
@@ -131,9 +182,96 @@ def receive(
     return Outcome(200, {"status": "processed", "event_id": event.event_id})
 
 
+def _already_received(db: DbEngine, event: WebhookEvent) -> bool:
+    with session_scope(db) as session:
+        return (
+            session.exec(
+                select(WebhookEvent.id).where(
+                    WebhookEvent.tenant_id == event.tenant_id,
+                    WebhookEvent.provider == event.provider,
+                    WebhookEvent.event_id == event.event_id,
+                )
+            ).first()
+            is not None
+        )
+
+
 def _store_once(db: DbEngine, event: WebhookEvent) -> None:
     try:
         with session_scope(db) as session:
             session.add(event)
     except IntegrityError:
-        pass  # the same malformed body again: already kept
+        pass  # the same event again: already kept
+
+
+def _schedule_retry(
+    event: WebhookEvent, error: str, settings: Settings, now: datetime | None = None
+) -> None:
+    """Exponential backoff with jitter; dead after the configured number of attempts."""
+    event.last_error = error
+    if event.attempts >= settings.webhook_max_attempts:
+        event.status, event.next_attempt_at = WebhookEventStatus.DEAD, None
+        return
+    delay = settings.webhook_retry_base_s * 2 ** (event.attempts - 1) * random.uniform(0.5, 1.5)
+    event.status = WebhookEventStatus.FAILED
+    event.next_attempt_at = (now or utcnow()) + timedelta(seconds=delay)
+
+
+# -- retrying and replaying ---------------------------------------------------------------------
+
+
+def _process_stored(db: DbEngine, settings: Settings, event_pk: int, *, now: datetime) -> bool:
+    """Run one stored event again; True when it is processed now."""
+    with session_scope(db) as session:
+        event = session.get(WebhookEvent, event_pk)
+        tenant = session.get(Tenant, event.tenant_id) if event else None
+    if event is None or tenant is None or tenant.id is None:
+        return False
+    try:
+        record = _record(event.provider, tenant.slug, _parse(event.body.encode()), settings)
+    except (RecordError, ProviderAPIError) as exc:
+        event.attempts += 1
+        if isinstance(exc, RecordError):
+            event.status, event.last_error = WebhookEventStatus.DEAD, f"malformed: {exc}"
+        else:
+            _schedule_retry(event, str(exc), settings, now)
+        with session_scope(db) as session:
+            session.merge(event)
+        return False
+    with session_scope(db) as session:
+        if record is not None:
+            ingest_conversation(session=session, tenant_id=tenant.id, record=record)
+        event.attempts += 1
+        event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
+        event.last_error, event.next_attempt_at = None, None
+        session.merge(event)
+    return True
+
+
+def retry_due(*, db: DbEngine, settings: Settings, now: datetime | None = None) -> int:
+    """Retry failed events whose backoff has passed; returns how many succeeded."""
+    now = now or utcnow()
+    with session_scope(db) as session:
+        due = session.exec(
+            select(WebhookEvent.id).where(
+                WebhookEvent.status == WebhookEventStatus.FAILED,
+                col(WebhookEvent.next_attempt_at) <= now,
+            )
+        ).all()
+    return sum(_process_stored(db, settings, pk, now=now) for pk in due if pk is not None)
+
+
+def replay(*, db: DbEngine, settings: Settings, tenant_slug: str | None = None) -> tuple[int, int]:
+    """Re-run dead and failed events now: (processed, still failing). Safe to run twice."""
+    with session_scope(db) as session:
+        query = select(WebhookEvent.id).where(
+            col(WebhookEvent.status).in_([WebhookEventStatus.DEAD, WebhookEventStatus.FAILED])
+        )
+        if tenant_slug is not None:
+            query = query.join(Tenant, col(Tenant.id) == col(WebhookEvent.tenant_id)).where(
+                Tenant.slug == tenant_slug
+            )
+        pending = session.exec(query.order_by(col(WebhookEvent.id))).all()
+    now = utcnow()
+    done = sum(_process_stored(db, settings, pk, now=now) for pk in pending if pk is not None)
+    return done, len(pending) - done

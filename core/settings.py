@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     # Several secrets per key allow rotation.
     connector_secrets: dict[str, list[str]] = Field(default_factory=dict, repr=False)
     webhook_tolerance_s: int = Field(300, description="Oldest accepted webhook timestamp.")
+    # Provider API access per tenant, also from the environment only:
+    # SUPPORTLOOP_CONNECTOR_CREDENTIALS='{"acme/intercom": {"api_base": "...", "token": "..."}}'
+    connector_credentials: dict[str, dict[str, str]] = Field(default_factory=dict, repr=False)
+    webhook_max_attempts: int = Field(
+        6, ge=1, description="Processing attempts before dead-letter."
+    )
+    webhook_retry_base_s: float = Field(30.0, description="First retry delay; doubles each time.")
+    webhook_retry_interval_s: float = Field(10.0, description="How often due retries are run.")
 
     demo_tenant: str = Field(
         "demo",

@@ -19,6 +19,8 @@ tenant_app = typer.Typer(help="Tenants.")
 db_app = typer.Typer(help="The database.")
 vllm_app = typer.Typer(help="The vLLM serving backend.")
 adapters_app = typer.Typer(help="Adapter versions of a running service (admin token).")
+connectors_app = typer.Typer(help="CRM connectors.")
+app.add_typer(connectors_app, name="connectors")
 app.add_typer(vllm_app, name="vllm")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(model_app, name="model")
@@ -253,3 +255,19 @@ def import_conversations(
         f"{report.messages_created} messages stored, {report.messages_skipped} already there; "
         f"{len(report.errors)} bad lines skipped"
     )
+
+
+@connectors_app.command("replay")
+def connectors_replay(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant")] = None,
+) -> None:
+    """Re-run dead-lettered and failed webhook events now (safe to run twice)."""
+    from connectors.webhooks import replay
+    from core.db import create_db_engine
+    from core.migrate import upgrade_database
+
+    settings = get_settings()
+    db = create_db_engine(settings.resolved_database_url)
+    upgrade_database(db)
+    done, failing = replay(db=db, settings=settings, tenant_slug=tenant)
+    console.print(f"{done} events processed, {failing} still failing")

@@ -1,0 +1,1 @@
+"""Intercom: notification webhooks, which carry only the newest part (crm-formats §5)."""

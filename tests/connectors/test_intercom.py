@@ -1,0 +1,149 @@
+"""Intercom: the notification is a doorbell; the transcript comes from the (fake, local) API.
+Failures of that API are retried with backoff, dead-lettered, and replayable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import col, select
+
+from connectors.webhooks import Delivery, receive, replay, retry_due
+from core.db import session_scope
+from core.models import Message, Role, WebhookEvent, utcnow
+from core.settings import Settings
+from tests.conftest import free_port, make_settings
+from tests.connectors.fake_intercom import TOKEN, FakeIntercom, running_fake_intercom
+from tests.factories import make_tenant
+
+SECRET = "ic_test_client_secret"
+NOTIFICATION = {
+    "type": "notification_event",
+    "app_id": "abc12345",
+    "id": "notif_7f6c1d2e-0000-4000-8000-000000000001",
+    "topic": "conversation.user.replied",
+    "created_at": 1736346330,
+    "data": {
+        "type": "notification_event_data",
+        "item": {
+            "type": "conversation",
+            "id": "215472580981234",
+            "conversation_parts": {
+                "type": "conversation_part.list",
+                "conversation_parts": [
+                    {
+                        "type": "conversation_part",
+                        "id": "28463517",
+                        "part_type": "comment",
+                        "body": "<p>Still broken after the update.</p>",
+                        "created_at": 1736346329,
+                        "author": {"type": "user", "id": "66f0c0ffee"},
+                    }
+                ],
+                "total_count": 1,
+            },
+        },
+    },
+}
+
+
+@pytest.fixture
+def settings_and_fake(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, FakeIntercom]]:
+    port = free_port()
+    with running_fake_intercom(port) as fake:
+        settings = make_settings(
+            tmp_path,
+            db_url,
+            connector_secrets={"acme/intercom": [SECRET]},
+            connector_credentials={
+                "acme/intercom": {"api_base": f"http://127.0.0.1:{port}", "token": TOKEN}
+            },
+            webhook_max_attempts=3,
+            webhook_retry_base_s=60,
+        )
+        yield settings, fake
+
+
+def notify(db: DbEngine, settings: Settings, body: dict[str, object] = NOTIFICATION):  # noqa: ANN201
+    raw = json.dumps(body).encode()
+    signature = "sha1=" + hmac.new(SECRET.encode(), raw, hashlib.sha1).hexdigest()
+    return receive(
+        db=db,
+        settings=settings,
+        delivery=Delivery("intercom", "acme", raw, {"x-hub-signature": signature}),
+    )
+
+
+def transcript(db: DbEngine) -> list[tuple[str, str, bool]]:
+    with session_scope(db) as session:
+        rows = session.exec(select(Message).order_by(col(Message.sent_at))).all()
+        return [(m.role, m.text, m.internal_note) for m in rows]
+
+
+def event(db: DbEngine) -> WebhookEvent:
+    with session_scope(db) as session:
+        return session.exec(select(WebhookEvent)).one()
+
+
+def test_a_notification_fetches_and_stores_the_whole_transcript(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    outcome = notify(db, settings)
+    assert (outcome.status_code, outcome.body["status"]) == (200, "processed")
+    assert transcript(db) == [
+        (Role.CUSTOMER, "The app crashes when I open settings.", False),
+        (Role.AGENT, "Sorry about that! Which version are you on?", False),
+        (Role.AGENT, "Known crash, see JIRA-12", True),  # an internal note, kept but flagged
+        (Role.CUSTOMER, "Still broken after the update.", False),
+    ]  # the bot's parts are skipped
+    assert notify(db, settings).body["status"] == "duplicate"
+    assert fake.calls == 1  # a duplicate does not even call the API
+
+
+def test_api_failures_are_retried_with_backoff_then_dead_lettered_then_replayed(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    fake.up = False
+    outcome = notify(db, settings)
+    assert (outcome.status_code, outcome.body["status"]) == (202, "queued")  # kept durably
+    first = event(db)
+    assert (first.status, first.attempts) == ("failed", 1) and "503" in first.last_error
+    assert transcript(db) == []
+
+    assert retry_due(db=db, settings=settings) == 0  # not due yet: backoff
+    assert event(db).attempts == 1
+    later = utcnow() + timedelta(hours=1)
+    assert retry_due(db=db, settings=settings, now=later) == 0
+    second = event(db)
+    assert (second.status, second.attempts) == ("failed", 2)
+    assert second.next_attempt_at - later > timedelta(seconds=30)  # the delay grew
+    retry_due(db=db, settings=settings, now=later + timedelta(hours=2))
+    assert (event(db).status, event(db).attempts) == ("dead", 3)
+
+    fake.up = True
+    assert replay(db=db, settings=settings) == (1, 0)
+    assert event(db).status == "processed" and len(transcript(db)) == 4
+    assert replay(db=db, settings=settings) == (0, 0)  # twice in a row changes nothing
+    assert len(transcript(db)) == 4
+
+
+def test_a_failed_event_succeeds_on_its_next_retry(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    fake.up = False
+    notify(db, settings)
+    fake.up = True
+    assert retry_due(db=db, settings=settings, now=utcnow() + timedelta(hours=1)) == 1
+    assert event(db).status == "processed" and len(transcript(db)) == 4
