@@ -26,9 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from connectors.chatwoot import mapper as chatwoot
+from connectors.http_retry import ProviderAPIError
 from connectors.ingest import ingest_conversation
 from connectors.intercom import mapper as intercom
-from connectors.intercom.client import ProviderAPIError, fetch_conversation
+from connectors.intercom.client import fetch_conversation
 from connectors.records import InboundConversation, RecordError
 from connectors.signatures import SignatureError, verify_chatwoot, verify_intercom, verify_zendesk
 from connectors.zendesk import mapper as zendesk

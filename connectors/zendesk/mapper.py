@@ -45,3 +45,38 @@ def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]
         subject=str(detail.get("subject") or ""),
         messages=[message],
     )
+
+
+def map_ticket(
+    ticket: dict[str, Any], comments: list[dict[str, Any]], users: dict[str, dict[str, Any]]
+) -> InboundConversation:
+    """A ticket and its comments from the REST API; ids match the webhook's, so a comment
+    seen by both paths is stored once."""
+    channel = str((ticket.get("via") or {}).get("channel") or "email")
+    messages = []
+    for comment in comments:
+        author = users.get(str(comment.get("author_id")), {})
+        text = clean_body(
+            text=comment.get("plain_body") or comment.get("body"),
+            html=comment.get("html_body"),
+            email=channel == "email",
+        )
+        if not text:
+            continue
+        messages.append(
+            InboundMessage(
+                role=Role.CUSTOMER if author.get("role", "end-user") == "end-user" else Role.AGENT,
+                text=text,
+                sent_at=parse_timestamp(comment["created_at"]),
+                external_id=str(comment["id"]),
+                internal_note=not comment.get("public", True),
+                author=author.get("name"),
+            )
+        )
+    return InboundConversation(
+        source=SOURCE,
+        external_id=str(ticket["id"]),
+        channel=channel,
+        subject=str(ticket.get("subject") or ""),
+        messages=messages,
+    )

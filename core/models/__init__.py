@@ -18,6 +18,7 @@ from core.models.enums import (
     TrainingRunStatus,
     WebhookEventStatus,
 )
+from core.models.sync import SyncCursor
 from core.models.tenants import ApiKey, Tenant
 from core.models.types import UTCDateTime, utcnow
 from core.models.webhooks import WebhookEvent
@@ -37,6 +38,7 @@ __all__ = [
     "Role",
     "Suggestion",
     "SuggestionStatus",
+    "SyncCursor",
     "Tenant",
     "TrainingRun",
     "TrainingRunStatus",

@@ -1,0 +1,53 @@
+"""Calling a provider's REST API politely: honour 429 + Retry-After, back off on 5xx and
+network errors, give up after a few tries (the caller keeps its cursor and can resume)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+MAX_RETRY_AFTER_S = 120.0
+
+
+class ProviderAPIError(RuntimeError):
+    """The provider's API could not answer now; the caller retries later or resumes."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and (
+        exc.response.status_code == 429 or exc.response.status_code >= 500
+    )
+
+
+_backoff = wait_exponential(multiplier=0.2, max=5)
+
+
+def _wait(state: RetryCallState) -> float:
+    """Retry-After when the provider sent one (seconds), else exponential backoff."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, httpx.HTTPStatusError):
+        retry_after = exc.response.headers.get("Retry-After", "")
+        if retry_after.replace(".", "", 1).isdigit():
+            return min(float(retry_after), MAX_RETRY_AFTER_S)
+    return float(_backoff(state))
+
+
+@retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(4), wait=_wait, reraise=True)
+def _get(url: str, params: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, Any]:
+    response = httpx.get(url, params=params, headers=headers, timeout=15)
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def get_json(
+    url: str, *, params: dict[str, Any] | None = None, headers: dict[str, str]
+) -> dict[str, Any]:
+    try:
+        return _get(url, params, headers)
+    except httpx.HTTPError as exc:
+        raise ProviderAPIError(f"{url}: {type(exc).__name__}: {exc}") from exc
