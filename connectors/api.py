@@ -24,6 +24,8 @@ def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRou
             tenant_slug=tenant,
             raw=await request.body(),
             headers={k.lower(): v for k, v in request.headers.items()},
+            method=request.method,
+            url=str(request.url),
         )
         outcome = await run_in_threadpool(
             lambda: receive(db=get_db(), settings=settings, delivery=delivery)

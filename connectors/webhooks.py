@@ -27,11 +27,19 @@ from sqlmodel import col, select
 
 from connectors.chatwoot import mapper as chatwoot
 from connectors.http_retry import ProviderAPIError
+from connectors.hubspot import mapper as hubspot
+from connectors.hubspot.client import fetch_message
 from connectors.ingest import ingest_conversation
 from connectors.intercom import mapper as intercom
 from connectors.intercom.client import fetch_conversation
 from connectors.records import InboundConversation, RecordError
-from connectors.signatures import SignatureError, verify_chatwoot, verify_intercom, verify_zendesk
+from connectors.signatures import (
+    SignatureError,
+    verify_chatwoot,
+    verify_hubspot_v3,
+    verify_intercom,
+    verify_zendesk,
+)
 from connectors.zendesk import mapper as zendesk
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
@@ -39,7 +47,7 @@ from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-SUPPORTED = ("chatwoot", "intercom", "zendesk")
+SUPPORTED = ("chatwoot", "hubspot", "intercom", "zendesk")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class Delivery:
     tenant_slug: str
     raw: bytes
     headers: Mapping[str, str]  # lower-case names
+    method: str = "POST"
+    url: str = ""  # the exact URL the provider called (HubSpot signs it)
 
 
 @dataclass(frozen=True)
@@ -79,18 +89,44 @@ def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: flo
             tolerance_s=tolerance,
             now=now,
         )
+    elif delivery.provider == "hubspot":
+        verify_hubspot_v3(
+            delivery.raw,
+            h.get("x-hubspot-signature-v3"),
+            h.get("x-hubspot-request-timestamp"),
+            secrets,
+            method=delivery.method,
+            uri=delivery.url,
+            tolerance_s=tolerance,
+            now=now,
+        )
     else:
         verify_intercom(delivery.raw, h.get("x-hub-signature"), secrets)
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(f"body is not valid JSON: {exc}") from None
+    payload = _parse_any(raw)
     if not isinstance(payload, dict):
         raise RecordError("body is not a JSON object")
     return payload
+
+
+def _parse_any(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"body is not valid JSON: {exc}") from None
+
+
+def _items(provider: str, raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
+    """The events in one delivery, each with the bytes kept for replay. HubSpot batches events
+    in a JSON array; the others send one object."""
+    if provider != "hubspot":
+        return [(_parse(raw), raw)]
+    payload = _parse_any(raw)
+    if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
+        raise RecordError("body is not a JSON array of events")
+    return [(event, json.dumps(event).encode()) for event in payload]
 
 
 def _event_id(provider: str, payload: dict[str, Any], headers: Mapping[str, str]) -> str:
@@ -98,6 +134,8 @@ def _event_id(provider: str, payload: dict[str, Any], headers: Mapping[str, str]
         return zendesk.map_event(payload)[0]
     if provider == "chatwoot":
         return chatwoot.map_event(payload, headers.get("x-chatwoot-delivery"))[0]
+    if provider == "hubspot":
+        return hubspot.event_key(payload)[0]
     return intercom.notification(payload)[0]
 
 
@@ -109,18 +147,30 @@ def _record(
         return zendesk.map_event(payload)[1]
     if provider == "chatwoot":
         return chatwoot.map_event(payload, None)[1]
+    if provider == "hubspot":
+        _, thread_id, message_id = hubspot.event_key(payload)
+        if thread_id is None or message_id is None:
+            return None
+        api = _credentials(settings, tenant_slug, provider)
+        data = fetch_message(
+            api_base=api["api_base"], token=api["token"], thread_id=thread_id, message_id=message_id
+        )
+        return hubspot.message(thread_id, data)
     _, conversation_id = intercom.notification(payload)
     if conversation_id is None:
         return None
-    credentials = settings.connector_credentials.get(f"{tenant_slug}/intercom")
-    if not credentials:
-        raise ProviderAPIError(f"no Intercom API credentials configured for {tenant_slug}")
+    api = _credentials(settings, tenant_slug, provider)
     data = fetch_conversation(
-        api_base=credentials["api_base"],
-        token=credentials["token"],
-        conversation_id=conversation_id,
+        api_base=api["api_base"], token=api["token"], conversation_id=conversation_id
     )
     return intercom.conversation(data)
+
+
+def _credentials(settings: Settings, tenant_slug: str, provider: str) -> dict[str, str]:
+    credentials = settings.connector_credentials.get(f"{tenant_slug}/{provider}")
+    if not credentials:
+        raise ProviderAPIError(f"no {provider} API credentials configured for {tenant_slug}")
+    return credentials
 
 
 # -- receiving ---------------------------------------------------------------------------------
@@ -145,17 +195,62 @@ def receive(
         log.warning("webhook refused (%s): %s", context, exc)
         return Outcome(401, {"detail": f"signature rejected: {exc}"})
 
-    body_hash = hashlib.sha256(delivery.raw).hexdigest()
-    event = WebhookEvent(
-        tenant_id=tenant.id,
-        provider=delivery.provider,
+    try:
+        items = _items(delivery.provider, delivery.raw)
+    except RecordError as exc:
+        _store_once(
+            db,
+            _event(
+                tenant.id,
+                delivery.provider,
+                delivery.raw,
+                status=WebhookEventStatus.DEAD,
+                error=f"malformed: {exc}",
+            ),
+        )
+        log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
+        return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
+    outcomes = [
+        _receive_event(db, settings, tenant.id, delivery, payload, body) for payload, body in items
+    ]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    worst = max(outcome.status_code for outcome in outcomes)  # 400 > 202 > 200
+    return Outcome(worst, {"status": "batch", "events": [outcome.body for outcome in outcomes]})
+
+
+def _event(
+    tenant_id: int,
+    provider: str,
+    body: bytes,
+    *,
+    status: str = WebhookEventStatus.RECEIVED,
+    error: str | None = None,
+) -> WebhookEvent:
+    body_hash = hashlib.sha256(body).hexdigest()
+    return WebhookEvent(
+        tenant_id=tenant_id,
+        provider=provider,
         event_id=f"body:{body_hash}",
         body_hash=body_hash,
-        body=delivery.raw.decode("utf-8", errors="replace"),
+        body=body.decode("utf-8", errors="replace"),
         attempts=1,
+        status=status,
+        last_error=error,
     )
+
+
+def _receive_event(
+    db: DbEngine,
+    settings: Settings,
+    tenant_id: int,
+    delivery: Delivery,
+    payload: dict[str, Any],
+    body: bytes,
+) -> Outcome:
+    context = f"tenant={delivery.tenant_slug} provider={delivery.provider}"
+    event = _event(tenant_id, delivery.provider, body)
     try:
-        payload = _parse(delivery.raw)
         event.event_id = _event_id(delivery.provider, payload, delivery.headers)
         if _already_received(db, event):
             return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
@@ -176,7 +271,7 @@ def receive(
             session.add(event)
             session.flush()  # the unique key: a concurrent duplicate fails here
             if record is not None:
-                ingest_conversation(session=session, tenant_id=tenant.id, record=record)
+                ingest_conversation(session=session, tenant_id=tenant_id, record=record)
             event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
     except IntegrityError:
         return Outcome(200, {"status": "duplicate", "event_id": event.event_id})

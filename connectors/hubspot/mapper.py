@@ -1,0 +1,67 @@
+"""HubSpot webhook events and messages -> our records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.records import InboundConversation, InboundMessage, RecordError, parse_timestamp
+from connectors.text import clean_body
+from core.models import Role
+
+SOURCE = "hubspot"
+NEW_MESSAGE = "conversation.newMessage"
+# Actor id prefixes: V- visitor/contact, A- HubSpot user (agent), B- bot, I- integration, S- system.
+AGENT_PREFIX = "A-"
+
+
+def event_key(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(delivery id, thread id, message id); ids are None for events that carry no message."""
+    try:
+        event_id = f"{event['subscriptionId']}:{event['eventId']}"
+        if event.get("subscriptionType") != NEW_MESSAGE:
+            return event_id, None, None
+        return event_id, str(event["objectId"]), str(event["messageId"])
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"not a HubSpot webhook event: missing {exc}") from None
+
+
+def message(thread_id: str, data: dict[str, Any]) -> InboundConversation | None:
+    try:
+        kind = data["type"]
+        actor = str(data.get("createdBy") or (data.get("senders") or [{}])[0].get("actorId") or "")
+        if kind == "COMMENT":
+            role, internal = Role.AGENT, True
+        elif kind != "MESSAGE":
+            return None  # welcome messages, status changes, assignments
+        elif data.get("direction") == "INCOMING":
+            role, internal = Role.CUSTOMER, False
+        elif actor.startswith(AGENT_PREFIX):
+            role, internal = Role.AGENT, False
+        else:
+            return None  # bots and integrations, ours included: never ingest ourselves
+        text = clean_body(
+            text=data.get("text"), html=data.get("richText"), email=data.get("channelId") == "1002"
+        )
+        sent_at = parse_timestamp(data["createdAt"])
+        message_id = str(data["id"])
+    except (KeyError, TypeError, IndexError) as exc:
+        raise RecordError(f"not a HubSpot message: missing {exc}") from None
+    if not text:
+        return None
+    senders = data.get("senders") or [{}]
+    return InboundConversation(
+        source=SOURCE,
+        external_id=thread_id,
+        channel="email" if data.get("channelId") == "1002" else "chat",
+        subject=str(data.get("subject") or ""),
+        messages=[
+            InboundMessage(
+                role=role,
+                text=text,
+                sent_at=sent_at,
+                external_id=message_id,
+                internal_note=internal,
+                author=senders[0].get("name"),
+            )
+        ],
+    )
