@@ -26,6 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from connectors.chatwoot import mapper as chatwoot
+from connectors.freshdesk import mapper as freshdesk
+from connectors.freshdesk.client import fetch_ticket
 from connectors.http_retry import ProviderAPIError
 from connectors.hubspot import mapper as hubspot
 from connectors.hubspot.client import fetch_message
@@ -38,6 +40,7 @@ from connectors.signatures import (
     verify_chatwoot,
     verify_hubspot_v3,
     verify_intercom,
+    verify_shared_token,
     verify_zendesk,
 )
 from connectors.zendesk import mapper as zendesk
@@ -47,7 +50,8 @@ from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-SUPPORTED = ("chatwoot", "hubspot", "intercom", "zendesk")
+SUPPORTED = ("chatwoot", "freshdesk", "hubspot", "intercom", "zendesk")
+TOKEN_HEADER = "x-supportloop-token"  # Freshdesk signs nothing: a secret header we configure
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: flo
             tolerance_s=tolerance,
             now=now,
         )
+    elif delivery.provider == "freshdesk":
+        verify_shared_token(h.get(TOKEN_HEADER), secrets, header="X-SupportLoop-Token")
     else:
         verify_intercom(delivery.raw, h.get("x-hub-signature"), secrets)
 
@@ -129,7 +135,11 @@ def _items(provider: str, raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
     return [(event, json.dumps(event).encode()) for event in payload]
 
 
-def _event_id(provider: str, payload: dict[str, Any], headers: Mapping[str, str]) -> str:
+def _event_id(
+    provider: str, payload: dict[str, Any], headers: Mapping[str, str], body: bytes
+) -> str:
+    if provider == "freshdesk":
+        return freshdesk.ticket_ref(payload, body)[0]
     if provider == "zendesk":
         return zendesk.map_event(payload)[0]
     if provider == "chatwoot":
@@ -147,6 +157,13 @@ def _record(
         return zendesk.map_event(payload)[1]
     if provider == "chatwoot":
         return chatwoot.map_event(payload, None)[1]
+    if provider == "freshdesk":
+        _, ticket_id = freshdesk.ticket_ref(payload, b"")
+        api = _credentials(settings, tenant_slug, provider)
+        data, conversations = fetch_ticket(
+            api_base=api["api_base"], token=api["token"], ticket_id=ticket_id
+        )
+        return freshdesk.ticket(data, conversations)
     if provider == "hubspot":
         _, thread_id, message_id = hubspot.event_key(payload)
         if thread_id is None or message_id is None:
@@ -251,7 +268,7 @@ def _receive_event(
     context = f"tenant={delivery.tenant_slug} provider={delivery.provider}"
     event = _event(tenant_id, delivery.provider, body)
     try:
-        event.event_id = _event_id(delivery.provider, payload, delivery.headers)
+        event.event_id = _event_id(delivery.provider, payload, delivery.headers, body)
         if _already_received(db, event):
             return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
         record = _record(delivery.provider, delivery.tenant_slug, payload, settings)
