@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine as DbEngine
 from starlette.concurrency import run_in_threadpool
 
@@ -17,7 +17,7 @@ def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRou
     router = APIRouter(tags=["webhooks"])
 
     @router.post("/v1/webhooks/{provider}/{tenant}")
-    async def post_webhook(provider: str, tenant: str, request: Request) -> JSONResponse:
+    async def post_webhook(provider: str, tenant: str, request: Request) -> Response:
         """A CRM delivery: verified on the raw body, stored once, answered after the commit."""
         delivery = Delivery(
             provider=provider,
@@ -30,6 +30,8 @@ def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRou
         outcome = await run_in_threadpool(
             lambda: receive(db=get_db(), settings=settings, delivery=delivery)
         )
+        if outcome.xml is not None:
+            return Response(outcome.xml, status_code=outcome.status_code, media_type="text/xml")
         return JSONResponse(outcome.body, status_code=outcome.status_code)
 
     return router

@@ -35,6 +35,9 @@ from connectors.ingest import ingest_conversation
 from connectors.intercom import mapper as intercom
 from connectors.intercom.client import fetch_conversation
 from connectors.records import InboundConversation, RecordError
+from connectors.salesforce import mapper as salesforce
+from connectors.salesforce import soap
+from connectors.salesforce.client import fetch_case
 from connectors.signatures import (
     SignatureError,
     verify_chatwoot,
@@ -50,7 +53,7 @@ from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-SUPPORTED = ("chatwoot", "freshdesk", "hubspot", "intercom", "zendesk")
+SUPPORTED = ("chatwoot", "freshdesk", "hubspot", "intercom", "salesforce", "zendesk")
 TOKEN_HEADER = "x-supportloop-token"  # Freshdesk signs nothing: a secret header we configure
 
 
@@ -68,6 +71,7 @@ class Delivery:
 class Outcome:
     status_code: int
     body: dict[str, Any] = field(default_factory=dict)
+    xml: str | None = None  # Salesforce expects a SOAP Ack instead of JSON
 
 
 # -- per-provider steps ----------------------------------------------------------------------
@@ -104,6 +108,13 @@ def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: flo
             tolerance_s=tolerance,
             now=now,
         )
+    elif delivery.provider == "salesforce":
+        # Outbound Messages are unsigned: the organisation id must be one we were configured with.
+        try:
+            org = soap.parse(delivery.raw).organization_id
+        except RecordError as exc:
+            raise SignatureError(f"cannot check the organisation id: {exc}") from None
+        verify_shared_token(org, secrets, header="OrganizationId")
     elif delivery.provider == "freshdesk":
         verify_shared_token(h.get(TOKEN_HEADER), secrets, header="X-SupportLoop-Token")
     else:
@@ -127,6 +138,18 @@ def _parse_any(raw: bytes) -> Any:
 def _items(provider: str, raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
     """The events in one delivery, each with the bytes kept for replay. HubSpot batches events
     in a JSON array; the others send one object."""
+    if provider == "salesforce":
+        return [
+            (payload, json.dumps(payload).encode())
+            for payload in (
+                {
+                    "notification_id": n.notification_id,
+                    "object_type": n.object_type,
+                    "record_id": n.record_id,
+                }
+                for n in soap.parse(raw).notifications
+            )
+        ]
     if provider != "hubspot":
         return [(_parse(raw), raw)]
     payload = _parse_any(raw)
@@ -140,6 +163,8 @@ def _event_id(
 ) -> str:
     if provider == "freshdesk":
         return freshdesk.ticket_ref(payload, body)[0]
+    if provider == "salesforce":
+        return str(payload["notification_id"])
     if provider == "zendesk":
         return zendesk.map_event(payload)[0]
     if provider == "chatwoot":
@@ -157,6 +182,17 @@ def _record(
         return zendesk.map_event(payload)[1]
     if provider == "chatwoot":
         return chatwoot.map_event(payload, None)[1]
+    if provider == "salesforce":
+        if payload.get("object_type") != "Case":
+            return None
+        api = _credentials(settings, tenant_slug, provider)
+        try:
+            data = fetch_case(
+                api_base=api["api_base"], token=api["token"], case_id=str(payload["record_id"])
+            )
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
+        return salesforce.case(data)
     if provider == "freshdesk":
         _, ticket_id = freshdesk.ticket_ref(payload, b"")
         api = _credentials(settings, tenant_slug, provider)
@@ -230,6 +266,12 @@ def receive(
     outcomes = [
         _receive_event(db, settings, tenant.id, delivery, payload, body) for payload, body in items
     ]
+    if delivery.provider == "salesforce":
+        worst = max(outcome.status_code for outcome in outcomes)
+        if worst < 400:  # every notification is stored (or queued): acknowledge them all
+            return Outcome(
+                200, {"status": "ack", "events": [o.body for o in outcomes]}, xml=soap.ACK
+            )
     if len(outcomes) == 1:
         return outcomes[0]
     worst = max(outcome.status_code for outcome in outcomes)  # 400 > 202 > 200

@@ -1,0 +1,2 @@
+"""Salesforce Service Cloud: Outbound Messages (SOAP) as a doorbell, REST for the records
+(crm-formats §3)."""

@@ -1,0 +1,42 @@
+"""Salesforce REST API: a case and its comments and emails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.http_retry import get_json
+
+API_VERSION = "v62.0"
+
+
+def _query(base: str, token: str, soql: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    page = get_json(
+        f"{base}/services/data/{API_VERSION}/query", params={"q": soql}, headers=headers
+    )
+    records: list[dict[str, Any]] = list(page.get("records", []))
+    while page.get("nextRecordsUrl"):
+        page = get_json(f"{base}{page['nextRecordsUrl']}", headers=headers)
+        records.extend(page.get("records", []))
+    return records
+
+
+def fetch_case(*, api_base: str, token: str, case_id: str) -> dict[str, Any]:
+    if not case_id.isalnum():  # ids are 15/18 alphanumerics; never let one shape the SOQL
+        raise ValueError(f"not a Salesforce id: {case_id!r}")
+    base = api_base.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    case = get_json(f"{base}/services/data/{API_VERSION}/sobjects/Case/{case_id}", headers=headers)
+    case["comments"] = _query(
+        base,
+        token,
+        "SELECT Id, CommentBody, IsPublished, CreatedDate FROM CaseComment "
+        f"WHERE ParentId = '{case_id}' ORDER BY CreatedDate",
+    )
+    case["emails"] = _query(
+        base,
+        token,
+        "SELECT Id, TextBody, HtmlBody, Incoming, MessageDate FROM EmailMessage "
+        f"WHERE ParentId = '{case_id}' ORDER BY MessageDate",
+    )
+    return case
