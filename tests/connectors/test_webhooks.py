@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, func, select
 
@@ -228,3 +231,49 @@ async def test_the_same_event_delivered_50_times_concurrently_stores_one_row(
     with session_scope(db) as session:
         assert session.exec(select(func.count()).select_from(WebhookEvent)).one() == 1
         assert session.exec(select(func.count()).select_from(Message)).one() == 1
+
+
+@settings_hypothesis(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_mutation_of_a_signed_delivery_is_refused_and_stores_nothing(
+    db: DbEngine, settings: Settings, data: st.DataObject
+) -> None:
+    make_tenant_once(db)
+    raw = zendesk_body()
+    headers = zendesk_headers(raw)
+    part = data.draw(st.sampled_from(["body", "signature", "timestamp", "secret"]))
+    if part == "body":
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw = raw[:i] + bytes([raw[i] ^ data.draw(st.integers(1, 255))]) + raw[i + 1 :]
+    elif part == "signature":
+        headers["x-zendesk-webhook-signature"] = data.draw(
+            st.text(max_size=60).filter(lambda s: s != headers["x-zendesk-webhook-signature"])
+        )
+    elif part == "timestamp":
+        shifted = datetime.now(UTC).timestamp() + data.draw(st.sampled_from([-1, 1])) * data.draw(
+            st.integers(1, 10**6)
+        )
+        headers["x-zendesk-webhook-signature-timestamp"] = datetime.fromtimestamp(
+            shifted, UTC
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        headers = zendesk_headers(
+            raw,
+            secret=data.draw(
+                st.text(min_size=1, max_size=30).filter(lambda s: s not in SECRETS["acme/zendesk"])
+            ),
+        )
+    outcome = deliver(db, settings, "zendesk", raw, headers)
+    assert outcome.status_code == 401, (part, outcome.body)
+    assert messages(db) == [] and events(db) == []
+
+
+def make_tenant_once(db: DbEngine) -> None:
+    from core.crud.tenants import get_tenant_by_slug
+
+    with session_scope(db) as session:
+        if get_tenant_by_slug(session=session, slug="acme") is not None:
+            return
+    make_tenant(db)
