@@ -78,6 +78,7 @@ def sync(
         stored = _load_cursor(session, tenant.id, provider)
     tenant_id = tenant.id
     client = ZendeskClient(api_base=credentials["api_base"], token=credentials["token"])
+    own = frozenset(settings.connector_integration_users.get(f"{tenant_slug}/{provider}", []))
     report = SyncReport(resumed=stored is not None and since is None)
     cursor = stored.cursor if stored is not None and since is None else None
     start_time = int(since.timestamp()) if since else 0
@@ -86,7 +87,7 @@ def sync(
         records = []
         for ticket in page.get("tickets", []):
             comments, users = client.comments(str(ticket["id"]))
-            records.append(map_ticket(ticket, comments, users))
+            records.append(map_ticket(ticket, comments, users, own))
         with session_scope(db) as session:
             for record in records:
                 result = ingest_conversation(session=session, tenant_id=tenant_id, record=record)

@@ -179,7 +179,7 @@ def _record(
 ) -> InboundConversation | None:
     """The messages an event stands for; may call the provider's API (ProviderAPIError)."""
     if provider == "zendesk":
-        return zendesk.map_event(payload)[1]
+        return zendesk.map_event(payload, own_authors(settings, tenant_slug, provider))[1]
     if provider == "chatwoot":
         return chatwoot.map_event(payload, None)[1]
     if provider == "salesforce":
@@ -217,6 +217,10 @@ def _record(
         api_base=api["api_base"], token=api["token"], conversation_id=conversation_id
     )
     return intercom.conversation(data)
+
+
+def own_authors(settings: Settings, tenant_slug: str, provider: str) -> frozenset[str]:
+    return frozenset(settings.connector_integration_users.get(f"{tenant_slug}/{provider}", []))
 
 
 def _credentials(settings: Settings, tenant_slug: str, provider: str) -> dict[str, str]:

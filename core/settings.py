@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # Provider API access per tenant, also from the environment only:
     # SUPPORTLOOP_CONNECTOR_CREDENTIALS='{"acme/intercom": {"api_base": "...", "token": "..."}}'
     connector_credentials: dict[str, dict[str, str]] = Field(default_factory=dict, repr=False)
+    # Author ids our own integration writes under, per "tenant/provider": never ingested, so the
+    # bot never trains on itself (loop prevention).
+    connector_integration_users: dict[str, list[str]] = Field(default_factory=dict)
     webhook_max_attempts: int = Field(
         6, ge=1, description="Processing attempts before dead-letter."
     )

@@ -12,8 +12,11 @@ SOURCE = "zendesk"
 COMMENT_ADDED = "zen:event-type:ticket.comment_added"
 
 
-def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]:
-    """(event id, record); record is None for event types that carry no message."""
+def map_event(
+    payload: dict[str, Any], own_authors: frozenset[str] = frozenset()
+) -> tuple[str, InboundConversation | None]:
+    """(event id, record); record is None for event types that carry no message and for
+    comments written by our own integration (``own_authors``)."""
     try:
         event_id = str(payload["id"])
         if payload.get("type") != COMMENT_ADDED:
@@ -28,7 +31,7 @@ def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]
         )
     except (KeyError, TypeError) as exc:
         raise RecordError(f"not a Zendesk event: missing {exc}") from None
-    if not text:
+    if not text or str(author.get("id")) in own_authors:
         return event_id, None
     message = InboundMessage(
         role=Role.AGENT if author.get("is_staff") else Role.CUSTOMER,
@@ -48,13 +51,18 @@ def map_event(payload: dict[str, Any]) -> tuple[str, InboundConversation | None]
 
 
 def map_ticket(
-    ticket: dict[str, Any], comments: list[dict[str, Any]], users: dict[str, dict[str, Any]]
+    ticket: dict[str, Any],
+    comments: list[dict[str, Any]],
+    users: dict[str, dict[str, Any]],
+    own_authors: frozenset[str] = frozenset(),
 ) -> InboundConversation:
     """A ticket and its comments from the REST API; ids match the webhook's, so a comment
     seen by both paths is stored once."""
     channel = str((ticket.get("via") or {}).get("channel") or "email")
     messages = []
     for comment in comments:
+        if str(comment.get("author_id")) in own_authors:
+            continue
         author = users.get(str(comment.get("author_id")), {})
         text = clean_body(
             text=comment.get("plain_body") or comment.get("body"),

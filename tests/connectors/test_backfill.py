@@ -179,3 +179,15 @@ def test_cli_sync_reports_progress_and_resumes(tmp_path: Path, port: int) -> Non
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "2 pages, 3 conversations, 9 new messages" in result.output
+
+
+def test_backfill_skips_comments_by_our_own_integration_user(
+    db: DbEngine, settings: Settings, port: int
+) -> None:
+    make_tenant(db)
+    ours = settings.model_copy(update={"connector_integration_users": {"acme/zendesk": ["2"]}})
+    with running(FakeZendesk(tickets=1).app, port):
+        report = sync(db=db, settings=ours, provider="zendesk", tenant_slug="acme")
+    assert report.messages_created == 1  # only the customer's; user 2's replies and note are ours
+    with session_scope(db) as session:
+        assert [m.role for m in session.exec(select(Message)).all()] == [Role.CUSTOMER]

@@ -277,3 +277,15 @@ def make_tenant_once(db: DbEngine) -> None:
         if get_tenant_by_slug(session=session, slug="acme") is not None:
             return
     make_tenant(db)
+
+
+def test_comments_by_our_own_integration_user_are_never_ingested(
+    db: DbEngine, settings: Settings
+) -> None:
+    make_tenant(db)
+    ours = settings.model_copy(update={"connector_integration_users": {"acme/zendesk": ["844"]}})
+    raw = zendesk_body("222", staff=True)  # author id 844 is our integration's Zendesk user
+    outcome = deliver(db, ours, "zendesk", raw, zendesk_headers(raw))
+    assert (outcome.status_code, outcome.body["status"]) == (200, "processed")
+    assert messages(db) == []  # the delivery is recorded, its text is not
+    assert len(events(db)) == 1
