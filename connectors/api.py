@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine as DbEngine
 from starlette.concurrency import run_in_threadpool
 
-from connectors.webhooks import Delivery, receive
+from connectors.webhook_spec import Delivery
+from connectors.webhooks import receive
 from core.settings import Settings
 
 

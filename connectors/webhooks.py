@@ -8,15 +8,16 @@ but cannot be understood is kept as a dead event and answered 400. When the prov
 needed (the webhook is only a doorbell) and fails, the event is kept as failed, answered 2xx,
 and retried with exponential backoff until it succeeds or is dead-lettered; `supportloop
 connectors replay` re-runs dead events, safely, since ingestion is idempotent.
+
+What differs per provider (signature scheme, batching, ids, API fetch) lives in each
+connector's `webhook.py` (see connectors/webhook_spec.py); this module does the rest once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,46 +26,23 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from connectors.chatwoot import mapper as chatwoot
-from connectors.freshdesk import mapper as freshdesk
-from connectors.freshdesk.client import fetch_ticket
+from connectors.chatwoot.webhook import ChatwootWebhook
+from connectors.freshdesk.webhook import FreshdeskWebhook
 from connectors.http_retry import ProviderAPIError
-from connectors.hubspot import mapper as hubspot
-from connectors.hubspot.client import fetch_message
+from connectors.hubspot.webhook import HubSpotWebhook
 from connectors.ingest import ingest_conversation
-from connectors.intercom import mapper as intercom
-from connectors.intercom.client import fetch_conversation
-from connectors.records import InboundConversation, RecordError
-from connectors.salesforce import mapper as salesforce
-from connectors.salesforce import soap
-from connectors.salesforce.client import fetch_case
-from connectors.signatures import (
-    SignatureError,
-    verify_chatwoot,
-    verify_hubspot_v3,
-    verify_intercom,
-    verify_shared_token,
-    verify_zendesk,
-)
-from connectors.zendesk import mapper as zendesk
+from connectors.intercom.webhook import IntercomWebhook
+from connectors.records import RecordError
+from connectors.salesforce.webhook import SalesforceWebhook
+from connectors.signatures import SignatureError
+from connectors.webhook_spec import Delivery, WebhookProvider, parse_object
+from connectors.zendesk.webhook import ZendeskWebhook
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-SUPPORTED = ("chatwoot", "freshdesk", "hubspot", "intercom", "salesforce", "zendesk")
-TOKEN_HEADER = "x-supportloop-token"  # Freshdesk signs nothing: a secret header we configure
-
-
-@dataclass(frozen=True)
-class Delivery:
-    provider: str
-    tenant_slug: str
-    raw: bytes
-    headers: Mapping[str, str]  # lower-case names
-    method: str = "POST"
-    url: str = ""  # the exact URL the provider called (HubSpot signs it)
 
 
 @dataclass(frozen=True)
@@ -74,160 +52,18 @@ class Outcome:
     xml: str | None = None  # Salesforce expects a SOAP Ack instead of JSON
 
 
-# -- per-provider steps ----------------------------------------------------------------------
-
-
-def _verify(delivery: Delivery, secrets: list[str], settings: Settings, now: float | None) -> None:
-    h, tolerance = delivery.headers, settings.webhook_tolerance_s
-    if delivery.provider == "zendesk":
-        verify_zendesk(
-            delivery.raw,
-            h.get("x-zendesk-webhook-signature"),
-            h.get("x-zendesk-webhook-signature-timestamp"),
-            secrets,
-            tolerance_s=tolerance,
-            now=now,
-        )
-    elif delivery.provider == "chatwoot":
-        verify_chatwoot(
-            delivery.raw,
-            h.get("x-chatwoot-signature"),
-            h.get("x-chatwoot-timestamp"),
-            secrets,
-            tolerance_s=tolerance,
-            now=now,
-        )
-    elif delivery.provider == "hubspot":
-        verify_hubspot_v3(
-            delivery.raw,
-            h.get("x-hubspot-signature-v3"),
-            h.get("x-hubspot-request-timestamp"),
-            secrets,
-            method=delivery.method,
-            uri=delivery.url,
-            tolerance_s=tolerance,
-            now=now,
-        )
-    elif delivery.provider == "salesforce":
-        # Outbound Messages are unsigned: the organisation id must be one we were configured with.
-        try:
-            org = soap.parse(delivery.raw).organization_id
-        except RecordError as exc:
-            raise SignatureError(f"cannot check the organisation id: {exc}") from None
-        verify_shared_token(org, secrets, header="OrganizationId")
-    elif delivery.provider == "freshdesk":
-        verify_shared_token(h.get(TOKEN_HEADER), secrets, header="X-SupportLoop-Token")
-    else:
-        verify_intercom(delivery.raw, h.get("x-hub-signature"), secrets)
-
-
-def _parse(raw: bytes) -> dict[str, Any]:
-    payload = _parse_any(raw)
-    if not isinstance(payload, dict):
-        raise RecordError("body is not a JSON object")
-    return payload
-
-
-def _parse_any(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(f"body is not valid JSON: {exc}") from None
-
-
-def _items(provider: str, raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
-    """The events in one delivery, each with the bytes kept for replay. HubSpot batches events
-    in a JSON array; the others send one object."""
-    if provider == "salesforce":
-        return [
-            (payload, json.dumps(payload).encode())
-            for payload in (
-                {
-                    "notification_id": n.notification_id,
-                    "object_type": n.object_type,
-                    "record_id": n.record_id,
-                }
-                for n in soap.parse(raw).notifications
-            )
-        ]
-    if provider != "hubspot":
-        return [(_parse(raw), raw)]
-    payload = _parse_any(raw)
-    if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
-        raise RecordError("body is not a JSON array of events")
-    return [(event, json.dumps(event).encode()) for event in payload]
-
-
-def _event_id(
-    provider: str, payload: dict[str, Any], headers: Mapping[str, str], body: bytes
-) -> str:
-    if provider == "freshdesk":
-        return freshdesk.ticket_ref(payload, body)[0]
-    if provider == "salesforce":
-        return str(payload["notification_id"])
-    if provider == "zendesk":
-        return zendesk.map_event(payload)[0]
-    if provider == "chatwoot":
-        return chatwoot.map_event(payload, headers.get("x-chatwoot-delivery"))[0]
-    if provider == "hubspot":
-        return hubspot.event_key(payload)[0]
-    return intercom.notification(payload)[0]
-
-
-def _record(
-    provider: str, tenant_slug: str, payload: dict[str, Any], settings: Settings
-) -> InboundConversation | None:
-    """The messages an event stands for; may call the provider's API (ProviderAPIError)."""
-    if provider == "zendesk":
-        return zendesk.map_event(payload, own_authors(settings, tenant_slug, provider))[1]
-    if provider == "chatwoot":
-        return chatwoot.map_event(payload, None)[1]
-    if provider == "salesforce":
-        if payload.get("object_type") != "Case":
-            return None
-        api = _credentials(settings, tenant_slug, provider)
-        try:
-            data = fetch_case(
-                api_base=api["api_base"], token=api["token"], case_id=str(payload["record_id"])
-            )
-        except ValueError as exc:
-            raise RecordError(str(exc)) from None
-        return salesforce.case(data)
-    if provider == "freshdesk":
-        _, ticket_id = freshdesk.ticket_ref(payload, b"")
-        api = _credentials(settings, tenant_slug, provider)
-        data, conversations = fetch_ticket(
-            api_base=api["api_base"], token=api["token"], ticket_id=ticket_id
-        )
-        return freshdesk.ticket(data, conversations)
-    if provider == "hubspot":
-        _, thread_id, message_id = hubspot.event_key(payload)
-        if thread_id is None or message_id is None:
-            return None
-        api = _credentials(settings, tenant_slug, provider)
-        data = fetch_message(
-            api_base=api["api_base"], token=api["token"], thread_id=thread_id, message_id=message_id
-        )
-        return hubspot.message(thread_id, data)
-    _, conversation_id = intercom.notification(payload)
-    if conversation_id is None:
-        return None
-    api = _credentials(settings, tenant_slug, provider)
-    data = fetch_conversation(
-        api_base=api["api_base"], token=api["token"], conversation_id=conversation_id
+PROVIDERS: dict[str, WebhookProvider] = {
+    provider.name: provider
+    for provider in (
+        ChatwootWebhook(),
+        FreshdeskWebhook(),
+        HubSpotWebhook(),
+        IntercomWebhook(),
+        SalesforceWebhook(),
+        ZendeskWebhook(),
     )
-    return intercom.conversation(data)
-
-
-def own_authors(settings: Settings, tenant_slug: str, provider: str) -> frozenset[str]:
-    return frozenset(settings.connector_integration_users.get(f"{tenant_slug}/{provider}", []))
-
-
-def _credentials(settings: Settings, tenant_slug: str, provider: str) -> dict[str, str]:
-    credentials = settings.connector_credentials.get(f"{tenant_slug}/{provider}")
-    if not credentials:
-        raise ProviderAPIError(f"no {provider} API credentials configured for {tenant_slug}")
-    return credentials
+}
+SUPPORTED = tuple(sorted(PROVIDERS))
 
 
 # -- receiving ---------------------------------------------------------------------------------
@@ -237,7 +73,8 @@ def receive(
     *, db: DbEngine, settings: Settings, delivery: Delivery, now: float | None = None
 ) -> Outcome:
     context = f"tenant={delivery.tenant_slug} provider={delivery.provider}"
-    if delivery.provider not in SUPPORTED:
+    provider = PROVIDERS.get(delivery.provider)
+    if provider is None:
         return Outcome(404, {"detail": f"unknown provider {delivery.provider!r}"})
     with session_scope(db) as session:
         tenant = get_tenant_by_slug(session=session, slug=delivery.tenant_slug)
@@ -247,13 +84,13 @@ def receive(
     if not secrets:
         return Outcome(401, {"detail": f"no webhook secret configured for {delivery.provider}"})
     try:
-        _verify(delivery, secrets, settings, now)
+        provider.verify(delivery, secrets, settings.webhook_tolerance_s, now)
     except SignatureError as exc:
         log.warning("webhook refused (%s): %s", context, exc)
         return Outcome(401, {"detail": f"signature rejected: {exc}"})
 
     try:
-        items = _items(delivery.provider, delivery.raw)
+        items = provider.events(delivery.raw)
     except RecordError as exc:
         _store_once(
             db,
@@ -268,14 +105,14 @@ def receive(
         log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
         return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
     outcomes = [
-        _receive_event(db, settings, tenant.id, delivery, payload, body) for payload, body in items
+        _receive_event(db, settings, provider, tenant.id, delivery, payload, body)
+        for payload, body in items
     ]
-    if delivery.provider == "salesforce":
+    if provider.ack is not None:
         worst = max(outcome.status_code for outcome in outcomes)
-        if worst < 400:  # every notification is stored (or queued): acknowledge them all
-            return Outcome(
-                200, {"status": "ack", "events": [o.body for o in outcomes]}, xml=soap.ACK
-            )
+        if worst < 400:  # every event is stored (or queued): acknowledge the whole delivery
+            body = {"status": "ack", "events": [o.body for o in outcomes]}
+            return Outcome(200, body, xml=provider.ack)
     if len(outcomes) == 1:
         return outcomes[0]
     worst = max(outcome.status_code for outcome in outcomes)  # 400 > 202 > 200
@@ -306,6 +143,7 @@ def _event(
 def _receive_event(
     db: DbEngine,
     settings: Settings,
+    provider: WebhookProvider,
     tenant_id: int,
     delivery: Delivery,
     payload: dict[str, Any],
@@ -314,10 +152,10 @@ def _receive_event(
     context = f"tenant={delivery.tenant_slug} provider={delivery.provider}"
     event = _event(tenant_id, delivery.provider, body)
     try:
-        event.event_id = _event_id(delivery.provider, payload, delivery.headers, body)
+        event.event_id = provider.event_id(payload, delivery, body)
         if _already_received(db, event):
             return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
-        record = _record(delivery.provider, delivery.tenant_slug, payload, settings)
+        record = provider.record(payload, delivery.tenant_slug, settings)
     except RecordError as exc:
         event.status, event.last_error = WebhookEventStatus.DEAD, f"malformed: {exc}"
         _store_once(db, event)
@@ -387,7 +225,8 @@ def _process_stored(db: DbEngine, settings: Settings, event_pk: int, *, now: dat
     if event is None or tenant is None or tenant.id is None:
         return False
     try:
-        record = _record(event.provider, tenant.slug, _parse(event.body.encode()), settings)
+        provider = PROVIDERS[event.provider]
+        record = provider.record(parse_object(event.body.encode()), tenant.slug, settings)
     except (RecordError, ProviderAPIError) as exc:
         event.attempts += 1
         if isinstance(exc, RecordError):
