@@ -37,8 +37,14 @@ def _wait(state: RetryCallState) -> float:
 
 
 @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(4), wait=_wait, reraise=True)
-def _get(url: str, params: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, Any]:
-    response = httpx.get(url, params=params, headers=headers, timeout=15)
+def _request(
+    method: str,
+    url: str,
+    params: dict[str, Any] | None,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    response = httpx.request(method, url, params=params, json=body, headers=headers, timeout=15)
     response.raise_for_status()
     data: dict[str, Any] = response.json()
     return data
@@ -48,6 +54,14 @@ def get_json(
     url: str, *, params: dict[str, Any] | None = None, headers: dict[str, str]
 ) -> dict[str, Any]:
     try:
-        return _get(url, params, headers)
+        return _request("GET", url, params, None, headers)
+    except httpx.HTTPError as exc:
+        raise ProviderAPIError(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+
+def post_json(url: str, *, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """For search endpoints that take their query as a JSON body (reads, not writes)."""
+    try:
+        return _request("POST", url, None, body, headers)
     except httpx.HTTPError as exc:
         raise ProviderAPIError(f"{url}: {type(exc).__name__}: {exc}") from exc

@@ -76,10 +76,22 @@ CONVERSATION: dict[str, Any] = {
 }
 
 
+def second_conversation() -> dict[str, Any]:
+    """Another conversation, for paging: same shape, its own ids."""
+    import copy
+
+    other = copy.deepcopy(CONVERSATION)
+    other["id"], other["updated_at"] = "215472580989999", 1736350000
+    for part in other["conversation_parts"]["conversation_parts"]:
+        part["id"] = "9" + part["id"]
+    return other
+
+
 class FakeIntercom:
     def __init__(self) -> None:
         self.up = True
         self.calls = 0
+        self.searches: list[dict[str, Any]] = []
         self.app = FastAPI()
 
         @self.app.get("/conversations/{conversation_id}")
@@ -93,9 +105,27 @@ class FakeIntercom:
                 raise HTTPException(503, "maintenance")
             if authorization != f"Bearer {TOKEN}" or not intercom_version:
                 raise HTTPException(401, "unauthorized")
-            if conversation_id != CONVERSATION["id"]:
+            found = {c["id"]: c for c in (CONVERSATION, second_conversation())}
+            if conversation_id not in found:
                 raise HTTPException(404, "not found")
-            return CONVERSATION
+            return found[conversation_id]
+
+        @self.app.post("/conversations/search")
+        def search(body: dict[str, Any], authorization: str = Header("")) -> dict[str, Any]:
+            if authorization != f"Bearer {TOKEN}":
+                raise HTTPException(401, "unauthorized")
+            self.searches.append(body)
+            after = body["query"]["value"]
+            matching = [c for c in (CONVERSATION, second_conversation()) if c["updated_at"] > after]
+            start = 1 if body["pagination"].get("starting_after") == "page-2" else 0
+            page = matching[start : start + 1]
+            more = start + 1 < len(matching)
+            return {
+                "type": "conversation.list",
+                "conversations": [{"id": c["id"], "updated_at": c["updated_at"]} for c in page],
+                "total_count": len(matching),
+                "pages": {"next": {"starting_after": "page-2"}} if more else {},
+            }
 
 
 @contextmanager

@@ -147,3 +147,18 @@ def test_a_failed_event_succeeds_on_its_next_retry(
     fake.up = True
     assert retry_due(db=db, settings=settings, now=utcnow() + timedelta(hours=1)) == 1
     assert event(db).status == "processed" and len(transcript(db)) == 4
+
+
+def test_backfill_pages_through_search_and_later_runs_start_from_the_high_water_mark(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    from connectors.backfill import sync
+
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    report = sync(db=db, settings=settings, provider="intercom", tenant_slug="acme")
+    assert (report.pages, report.conversations, report.messages_created) == (2, 2, 8)
+    again = sync(db=db, settings=settings, provider="intercom", tenant_slug="acme")
+    assert again.resumed and again.messages_created == 0
+    assert fake.searches[-1]["query"]["value"] == 1736350000  # only what changed since
+    assert len(transcript(db)) == 8
