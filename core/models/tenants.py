@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import JSON, Field, SQLModel
 
 from core.models.enums import BotMode
 from core.models.types import UTCDateTime, utcnow
+
+
+def _adapter_pointer(constraint: str) -> Any:
+    """A nullable reference to an adapter version. use_alter: tenant and adapterversion
+    reference each other, so the foreign key is created after both tables."""
+    return Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey(
+                "adapterversion.id", name=constraint, use_alter=True, ondelete="SET NULL"
+            ),
+            nullable=True,
+        ),
+    )
 
 
 class Tenant(SQLModel, table=True):
@@ -18,34 +34,9 @@ class Tenant(SQLModel, table=True):
     allowed_origins: list[str] = Field(default_factory=list, sa_type=JSON)
     bot_mode: str = Field(default=BotMode.AUTO, sa_type=sa.String(16))
     # The adapter currently answering this tenant's customers; NULL means the base model.
-    # use_alter: tenant and adapterversion reference each other.
-    active_adapter_id: int | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Integer,
-            sa.ForeignKey(
-                "adapterversion.id",
-                name="fk_tenant_active_adapter",
-                use_alter=True,
-                ondelete="SET NULL",
-            ),
-            nullable=True,
-        ),
-    )
+    active_adapter_id: int | None = _adapter_pointer("fk_tenant_active_adapter")
     # The version active before the current one: kept loaded, so rollback is instant.
-    previous_adapter_id: int | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Integer,
-            sa.ForeignKey(
-                "adapterversion.id",
-                name="fk_tenant_previous_adapter",
-                use_alter=True,
-                ondelete="SET NULL",
-            ),
-            nullable=True,
-        ),
-    )
+    previous_adapter_id: int | None = _adapter_pointer("fk_tenant_previous_adapter")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
