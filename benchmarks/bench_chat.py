@@ -10,25 +10,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.chat_load import (
     Sample,
     engine_round,
-    free_port,
     print_table,
     service_round,
+    service_settings,
     summarise,
 )
 from chat_service.app import create_app
 from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
-from core.crud.tenants import create_tenant
-from core.db import create_db_engine, session_scope
-from core.migrate import upgrade_database
-from core.settings import Settings
 
 
 def main() -> None:
@@ -38,20 +33,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/chat.json"))
     args = parser.parse_args()
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        var_dir=Path(tempfile.mkdtemp(prefix="sl-bench-")),
-        model_dir=Path("var/models/smollm2-135m-instruct"),
-        demo_tenant="",
-        max_new_tokens=args.max_tokens,
-        temperature=0.0,
-        port=free_port(),
-    )
-    db = create_db_engine(settings.resolved_database_url)
-    upgrade_database(db)
-    with session_scope(db) as session:
-        create_tenant(session=session, slug="bench")
-    db.dispose()
+    settings = service_settings(args.max_tokens)
 
     engine = EmbeddedEngine(settings.resolved_model_dir)
     asyncio.run(engine.start())

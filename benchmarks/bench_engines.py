@@ -21,46 +21,23 @@ from pathlib import Path
 import httpx
 
 from benchmarks.chat_load import (
+    MODEL_DIR,
     QUESTIONS,
     Sample,
     ask_service,
     free_port,
     print_table,
     service_round,
+    service_settings,
     summarise,
 )
 from chat_service.app import create_app
 from chat_service.engine.vllm_server import VLLMProcess
 from chat_service.server import BackgroundServer
-from core.crud.tenants import create_tenant
-from core.db import create_db_engine, session_scope
-from core.migrate import upgrade_database
 from core.settings import Settings
 from tests.adapters import PHRASES, cached_phrase_adapter
 
-MODEL_DIR = Path("var/models/smollm2-135m-instruct")
 ADMIN = "bench-admin"
-
-
-def service_settings(engine: str, vllm_url: str, max_tokens: int) -> Settings:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        var_dir=Path(tempfile.mkdtemp(prefix=f"sl-bench-{engine}-")),
-        model_dir=MODEL_DIR,
-        demo_tenant="",
-        admin_token=ADMIN,
-        engine=engine,  # type: ignore[arg-type]
-        vllm_urls=[vllm_url],
-        max_new_tokens=max_tokens,
-        temperature=0.0,
-        port=free_port(),
-    )
-    db = create_db_engine(settings.resolved_database_url)
-    upgrade_database(db)
-    with session_scope(db) as session:
-        create_tenant(session=session, slug="bench")
-    db.dispose()
-    return settings
 
 
 async def publish(server: BackgroundServer, name: str, path: Path) -> None:
@@ -137,8 +114,10 @@ def main() -> None:
     samples: list[Sample] = []
     swaps: dict[str, dict[str, object]] = {}
     try:
-        embedded_settings = service_settings("embedded", vllm.url, args.max_tokens)
-        vllm_settings = service_settings("vllm", vllm.url, args.max_tokens)
+        embedded_settings = service_settings(args.max_tokens, admin_token=ADMIN)
+        vllm_settings = service_settings(
+            args.max_tokens, admin_token=ADMIN, engine="vllm", vllm_urls=[vllm.url]
+        )
         with (
             BackgroundServer(embedded_settings, create_app(embedded_settings)) as embedded,
             BackgroundServer(vllm_settings, create_app(vllm_settings)) as served,

@@ -6,14 +6,23 @@ import asyncio
 import json
 import socket
 import statistics
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
 
 from chat_service.engine import ChatTurn, Engine, SamplingParams
+from core.crud.tenants import create_tenant
+from core.db import create_db_engine, session_scope
+from core.migrate import upgrade_database
+from core.settings import Settings
+
+MODEL_DIR = Path("var/models/smollm2-135m-instruct")
+TENANT = "bench"
 
 QUESTIONS = [
     "Hi, can I change my order to an oat milk latte?",
@@ -44,6 +53,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def service_settings(max_tokens: int, **overrides: Any) -> Settings:
+    """Settings for a benchmark service in a fresh temp dir, its database migrated and the
+    benchmark tenant created: greedy replies, so every path produces the same text."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        var_dir=Path(tempfile.mkdtemp(prefix="sl-bench-")),
+        model_dir=MODEL_DIR,
+        demo_tenant="",
+        max_new_tokens=max_tokens,
+        temperature=0.0,
+        port=free_port(),
+        **overrides,
+    )
+    db = create_db_engine(settings.resolved_database_url)
+    upgrade_database(db)
+    with session_scope(db) as session:
+        create_tenant(session=session, slug=TENANT)
+    db.dispose()
+    return settings
 
 
 def percentile(values: list[float], q: float) -> float:
