@@ -8,7 +8,7 @@ from typing import Any
 from connectors.intercom import mapper
 from connectors.intercom.client import fetch_conversation
 from connectors.records import InboundConversation
-from connectors.signatures import verify_intercom
+from connectors.signatures import check_signed_time, verify_intercom
 from connectors.webhook_spec import Delivery, credentials, single_event
 from core.settings import Settings
 
@@ -21,6 +21,9 @@ class IntercomWebhook:
         self, delivery: Delivery, secrets: Sequence[str], tolerance_s: int, now: float | None
     ) -> None:
         verify_intercom(delivery.raw, delivery.headers.get("x-hub-signature"), secrets)
+        # Intercom retries keep the first `created_at`: a retry later than the window is
+        # refused like a replay, and `connectors sync intercom` reconciles what it carried.
+        check_signed_time(delivery.raw, "created_at", tolerance_s, now)
 
     def events(self, raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
         return single_event(raw)

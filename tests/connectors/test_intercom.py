@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -70,8 +71,10 @@ def settings_and_fake(tmp_path: Path, db_url: str) -> Iterator[tuple[Settings, F
         yield settings, fake
 
 
-def notify(db: DbEngine, settings: Settings, body: dict[str, object] = NOTIFICATION):  # noqa: ANN201
-    raw = json.dumps(body).encode()
+def notify(  # noqa: ANN201
+    db: DbEngine, settings: Settings, body: dict[str, object] = NOTIFICATION, age_s: float = 0
+):
+    raw = json.dumps({**body, "created_at": int(time.time() - age_s)}).encode()
     signature = "sha1=" + hmac.new(SECRET.encode(), raw, hashlib.sha1).hexdigest()
     return receive(
         db=db,
@@ -106,6 +109,26 @@ def test_a_notification_fetches_and_stores_the_whole_transcript(
     ]  # the bot's parts are skipped
     assert notify(db, settings).body["status"] == "duplicate"
     assert fake.calls == 1  # a duplicate does not even call the API
+
+
+def test_a_notification_older_than_the_window_is_refused_like_a_replay(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    stale = notify(db, settings, age_s=settings.webhook_tolerance_s + 60)
+    assert stale.status_code == 401 and "tolerance" in stale.body["detail"]
+    undated = {k: v for k, v in NOTIFICATION.items() if k != "created_at"}
+    raw = json.dumps(undated).encode()
+    signature = "sha1=" + hmac.new(SECRET.encode(), raw, hashlib.sha1).hexdigest()
+    outcome = receive(
+        db=db,
+        settings=settings,
+        delivery=Delivery("intercom", "acme", raw, {"x-hub-signature": signature}),
+    )
+    assert outcome.status_code == 401 and "created_at" in outcome.body["detail"]
+    assert transcript(db) == [] and fake.calls == 0
+    assert notify(db, settings, age_s=60).status_code == 200  # a prompt retry is fine
 
 
 def test_api_failures_are_retried_with_backoff_then_dead_lettered_then_replayed(
