@@ -16,23 +16,31 @@ from datetime import datetime
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, select
 
+from connectors.backfill_spec import Page, Pager, SyncError
+from connectors.chatwoot import backfill as chatwoot
+from connectors.freshdesk import backfill as freshdesk
+from connectors.hubspot import backfill as hubspot
 from connectors.ingest import ingest_conversation
-from connectors.intercom import mapper as intercom_mapper
-from connectors.intercom.client import fetch_conversation, search_conversations
-from connectors.records import InboundConversation
-from connectors.zendesk.client import ZendeskClient
-from connectors.zendesk.mapper import map_ticket
+from connectors.intercom import backfill as intercom
+from connectors.salesforce import backfill as salesforce
+from connectors.zendesk import backfill as zendesk
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import SyncCursor, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-SINCE = "since:"  # a stored cursor that is a high-water mark rather than a page cursor
 
+__all__ = ["PAGERS", "Page", "SyncError", "SyncReport", "sync"]
 
-class SyncError(RuntimeError):
-    pass
+PAGERS: dict[str, Pager] = {
+    "chatwoot": chatwoot.page,
+    "freshdesk": freshdesk.page,
+    "hubspot": hubspot.page,
+    "intercom": intercom.page,
+    "salesforce": salesforce.page,
+    "zendesk": zendesk.page,
+}
 
 
 @dataclass
@@ -56,62 +64,6 @@ def _save_cursor(session: Session, tenant_id: int, provider: str, cursor: str) -
     )
     row.cursor, row.updated_at = cursor, utcnow()
     session.add(row)
-
-
-@dataclass
-class Page:
-    records: list[InboundConversation]
-    next_cursor: str | None  # saved with the page's messages: where a later run continues
-    done: bool
-
-
-def _zendesk_page(
-    api: dict[str, str], cursor: str | None, start_time: int, own: frozenset[str]
-) -> Page:
-    """Cursor-based incremental ticket export; the cursor stays valid after the end."""
-    client = ZendeskClient(api_base=api["api_base"], token=api["token"])
-    page = client.ticket_page(cursor=cursor, start_time=start_time)
-    records = []
-    for ticket in page.get("tickets", []):
-        comments, users = client.comments(str(ticket["id"]))
-        records.append(map_ticket(ticket, comments, users, own))
-    after = str(page["after_cursor"]) if page.get("after_cursor") else None
-    return Page(records, after, bool(page.get("end_of_stream")) or after is None)
-
-
-def _intercom_page(
-    api: dict[str, str], cursor: str | None, start_time: int, own: frozenset[str]
-) -> Page:
-    """Search by updated_at, then each conversation in full. Intercom's page cursors do not
-    outlive the search, so the end of a run stores a high-water mark instead."""
-    if cursor and cursor.startswith(SINCE):
-        start_time, cursor = int(cursor.removeprefix(SINCE)), None
-    page = search_conversations(
-        api_base=api["api_base"],
-        token=api["token"],
-        updated_after=start_time,
-        starting_after=cursor,
-    )
-    found = page.get("conversations", [])
-    records = [
-        intercom_mapper.conversation(
-            fetch_conversation(
-                api_base=api["api_base"], token=api["token"], conversation_id=str(c["id"])
-            )
-        )
-        for c in found
-    ]
-    following = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
-    if following:
-        return Page(records, str(following), False)
-    newest = max([int(c.get("updated_at", 0)) for c in found] + [start_time])
-    return Page(records, f"{SINCE}{newest}", True)
-
-
-PAGERS: dict[str, Callable[[dict[str, str], str | None, int, frozenset[str]], Page]] = {
-    "intercom": _intercom_page,
-    "zendesk": _zendesk_page,
-}
 
 
 def sync(

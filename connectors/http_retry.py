@@ -18,8 +18,14 @@ class ProviderAPIError(RuntimeError):
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return True
-    return isinstance(exc, httpx.HTTPStatusError) and (
-        exc.response.status_code == 429 or exc.response.status_code >= 500
+    if not isinstance(exc, httpx.HTTPStatusError):
+        return False
+    status = exc.response.status_code
+    # Salesforce sends no 429: it answers 403 REQUEST_LIMIT_EXCEEDED (crm-formats §3.4).
+    return (
+        status == 429
+        or status >= 500
+        or (status == 403 and "REQUEST_LIMIT_EXCEEDED" in exc.response.text)
     )
 
 

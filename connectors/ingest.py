@@ -52,6 +52,8 @@ def ingest_conversation(
     *, session: Session, tenant_id: int, record: InboundConversation
 ) -> IngestResult:
     result = IngestResult()
+    if not record.messages:  # e.g. a thread with only bot output: no empty conversations
+        return result
     conversation = _find_conversation(session, tenant_id, record.source, record.external_id)
     if conversation is None:
         try:

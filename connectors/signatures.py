@@ -141,8 +141,8 @@ def verify_chatwoot(
 
 def verify_shared_token(given: str | None, secrets: Sequence[str], *, header: str) -> None:
     """Freshdesk (and Salesforce Outbound Messages) sign nothing: the webhook carries a secret
-    token in a header we configure. Their freshness is checked on the payload's own timestamp by
-    the receiver, against our 300 s tolerance."""
+    token in a header we configure. An unsigned body's time proves nothing, so there is no
+    window here: these webhooks are doorbells, and a replay only re-reads the provider's API."""
     given = _require(given, header)
     if not _any_matches(list(secrets), given):
         raise SignatureError("token does not match")

@@ -28,7 +28,10 @@ def ticket_ref(payload: dict[str, Any], raw: bytes) -> tuple[str, str]:
     return f"{ticket_id}:{hashlib.sha256(raw).hexdigest()[:32]}", ticket_id
 
 
-def ticket(data: dict[str, Any], conversations: list[dict[str, Any]]) -> InboundConversation:
+def ticket(
+    data: dict[str, Any], conversations: list[dict[str, Any]], own: frozenset[str] = frozenset()
+) -> InboundConversation:
+    """`own`: user ids our integration replies as; their conversations are never ingested."""
     try:
         ticket_id = str(data["id"])
         email = data.get("source") in EMAIL_SOURCES
@@ -46,6 +49,8 @@ def ticket(data: dict[str, Any], conversations: list[dict[str, Any]]) -> Inbound
                 )
             )
         for item in conversations:
+            if str(item.get("user_id")) in own:
+                continue
             text = clean_body(html=item.get("body"), email=email) or clean_body(
                 text=item.get("body_text")
             )

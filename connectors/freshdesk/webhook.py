@@ -9,7 +9,7 @@ from connectors.freshdesk import mapper
 from connectors.freshdesk.client import fetch_ticket
 from connectors.records import InboundConversation
 from connectors.signatures import verify_shared_token
-from connectors.webhook_spec import Delivery, credentials, single_event
+from connectors.webhook_spec import Delivery, credentials, own_authors, single_event
 from core.settings import Settings
 
 TOKEN_HEADER = "x-supportloop-token"
@@ -40,4 +40,4 @@ class FreshdeskWebhook:
         data, conversations = fetch_ticket(
             api_base=api["api_base"], token=api["token"], ticket_id=ticket_id
         )
-        return mapper.ticket(data, conversations)
+        return mapper.ticket(data, conversations, own_authors(settings, tenant_slug, self.name))

@@ -65,3 +65,19 @@ def message(thread_id: str, data: dict[str, Any]) -> InboundConversation | None:
             )
         ],
     )
+
+
+def thread(
+    thread_id: str, messages: list[dict[str, Any]], own: frozenset[str]
+) -> InboundConversation:
+    """A whole thread (backfill): each message as the webhook path maps it, ours left out."""
+    record = InboundConversation(source=SOURCE, external_id=thread_id)
+    for data in messages:
+        actor = str(data.get("createdBy") or "")
+        mapped = None if actor in own else message(thread_id, data)
+        if mapped is None:
+            continue
+        record.messages.extend(mapped.messages)
+        record.channel = mapped.channel
+        record.subject = record.subject or mapped.subject
+    return record

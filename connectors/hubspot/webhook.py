@@ -10,7 +10,7 @@ from connectors.hubspot import mapper
 from connectors.hubspot.client import fetch_message
 from connectors.records import InboundConversation, RecordError
 from connectors.signatures import verify_hubspot_v3
-from connectors.webhook_spec import Delivery, credentials, parse_json
+from connectors.webhook_spec import Delivery, credentials, own_authors, parse_json
 from core.settings import Settings
 
 
@@ -51,4 +51,5 @@ class HubSpotWebhook:
         data = fetch_message(
             api_base=api["api_base"], token=api["token"], thread_id=thread_id, message_id=message_id
         )
-        return mapper.message(thread_id, data)
+        record = mapper.thread(thread_id, [data], own_authors(settings, tenant_slug, self.name))
+        return record if record.messages else None

@@ -9,14 +9,24 @@ from connectors.http_retry import get_json
 API_VERSION = "v62.0"
 
 
-def _query(base: str, token: str, soql: str) -> list[dict[str, Any]]:
+def query_page(
+    *, api_base: str, token: str, soql: str | None = None, next_url: str | None = None
+) -> dict[str, Any]:
+    """One batch of a SOQL query: the first (soql) or the one a `nextRecordsUrl` points at."""
+    base = api_base.rstrip("/")
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    page = get_json(
+    if next_url:
+        return get_json(f"{base}{next_url}", headers=headers)
+    return get_json(
         f"{base}/services/data/{API_VERSION}/query", params={"q": soql}, headers=headers
     )
+
+
+def _query(base: str, token: str, soql: str) -> list[dict[str, Any]]:
+    page = query_page(api_base=base, token=token, soql=soql)
     records: list[dict[str, Any]] = list(page.get("records", []))
     while page.get("nextRecordsUrl"):
-        page = get_json(f"{base}{page['nextRecordsUrl']}", headers=headers)
+        page = query_page(api_base=base, token=token, next_url=page["nextRecordsUrl"])
         records.extend(page.get("records", []))
     return records
 
@@ -30,7 +40,7 @@ def fetch_case(*, api_base: str, token: str, case_id: str) -> dict[str, Any]:
     case["comments"] = _query(
         base,
         token,
-        "SELECT Id, CommentBody, IsPublished, CreatedDate FROM CaseComment "
+        "SELECT Id, CommentBody, IsPublished, CreatedById, CreatedDate FROM CaseComment "
         f"WHERE ParentId = '{case_id}' ORDER BY CreatedDate",
     )
     case["emails"] = _query(

@@ -11,7 +11,8 @@ from core.models import Role
 SOURCE = "salesforce"
 
 
-def case(data: dict[str, Any]) -> InboundConversation:
+def case(data: dict[str, Any], own: frozenset[str] = frozenset()) -> InboundConversation:
+    """`own`: user ids our integration writes comments as; those are never ingested."""
     try:
         case_id = str(data["Id"])
         messages = []
@@ -35,6 +36,8 @@ def case(data: dict[str, Any]) -> InboundConversation:
                     )
                 )
         for comment in data.get("comments", []):
+            if str(comment.get("CreatedById")) in own:
+                continue
             text = clean_body(text=comment.get("CommentBody"))
             if text:
                 messages.append(

@@ -10,7 +10,7 @@ from connectors.records import InboundConversation, RecordError
 from connectors.salesforce import mapper, soap
 from connectors.salesforce.client import fetch_case
 from connectors.signatures import SignatureError, verify_shared_token
-from connectors.webhook_spec import Delivery, credentials
+from connectors.webhook_spec import Delivery, credentials, own_authors
 from core.settings import Settings
 
 
@@ -54,4 +54,4 @@ class SalesforceWebhook:
             )
         except ValueError as exc:
             raise RecordError(str(exc)) from None
-        return mapper.case(data)
+        return mapper.case(data, own_authors(settings, tenant_slug, self.name))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
 
 TOKEN = "fd-api-key"
 TICKET: dict[str, Any] = {
@@ -42,23 +44,84 @@ CONVERSATIONS: list[dict[str, Any]] = [
 ]
 
 
+SECOND_TICKET: dict[str, Any] = {
+    "id": 12,
+    "subject": "Wrong size",
+    "description": "<p>The mug I got is the small one.</p>",
+    "description_text": "The mug I got is the small one.",
+    "source": 2,
+    "status": 2,
+    "created_at": "2025-01-09T09:00:00Z",
+    "updated_at": "2025-01-09T09:30:00Z",
+}
+SECOND_CONVERSATIONS: list[dict[str, Any]] = [
+    {
+        "id": 80012346001,
+        "ticket_id": 12,
+        "user_id": 80000000001,
+        "incoming": False,
+        "private": False,
+        "body": "<div>We will send the large one today.</div>",
+        "created_at": "2025-01-09T09:30:00Z",
+    }
+]
+
+
 class FakeFreshdesk:
+    """Tickets list paged by `per_page`/`page`, 429 + Retry-After on demand, and a switch
+    that makes the list fail after some pages (a sync cut off halfway)."""
+
     def __init__(self) -> None:
         self.app = FastAPI()
+        self.tickets = {11: (TICKET, CONVERSATIONS), 12: (SECOND_TICKET, SECOND_CONVERSATIONS)}
+        self.list_requests: list[tuple[str, int]] = []  # (updated_since, page) served
+        self.rate_limit_next = 0
+        self.fail_after_pages: int | None = None
         expected = "Basic " + base64.b64encode(f"{TOKEN}:X".encode()).decode()
 
         def auth(authorization: str) -> None:
             if authorization != expected:
                 raise HTTPException(401, "unauthorized")
 
+        @self.app.get("/api/v2/tickets")
+        def list_tickets(
+            updated_since: str,
+            page: int = 1,
+            per_page: int = 30,
+            order_by: str = "created_at",
+            authorization: str = Header(""),
+        ) -> Any:
+            auth(authorization)
+            if self.rate_limit_next:
+                self.rate_limit_next -= 1
+                return JSONResponse([], status_code=429, headers={"Retry-After": "1"})
+            if (
+                self.fail_after_pages is not None
+                and len(self.list_requests) >= self.fail_after_pages
+            ):
+                raise HTTPException(500, "gone")
+            self.list_requests.append((updated_since, page))
+            since = datetime.fromisoformat(updated_since.replace("Z", "+00:00"))
+            changed = sorted(
+                (
+                    t
+                    for t, _ in self.tickets.values()
+                    if datetime.fromisoformat(t["updated_at"].replace("Z", "+00:00")) > since
+                ),
+                key=lambda t: t["updated_at"],
+            )
+            return changed[(page - 1) * per_page : page * per_page]
+
         @self.app.get("/api/v2/tickets/{ticket_id}")
         def get_ticket(ticket_id: int, authorization: str = Header("")) -> Any:
             auth(authorization)
-            if ticket_id != TICKET["id"]:
+            if ticket_id not in self.tickets:
                 raise HTTPException(404, "not found")
-            return TICKET
+            return self.tickets[ticket_id][0]
 
         @self.app.get("/api/v2/tickets/{ticket_id}/conversations")
-        def get_conversations(ticket_id: int, authorization: str = Header("")) -> Any:
+        def get_conversations(
+            ticket_id: int, page: int = 1, per_page: int = 30, authorization: str = Header("")
+        ) -> Any:
             auth(authorization)
-            return CONVERSATIONS
+            return self.tickets[ticket_id][1][(page - 1) * per_page : page * per_page]

@@ -176,6 +176,7 @@ def test_backfill_pages_through_search_and_later_runs_start_from_the_high_water_
     db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
 ) -> None:
     from connectors.backfill import sync
+    from connectors.backfill_spec import OVERLAP_S
 
     settings, fake = settings_and_fake
     make_tenant(db)
@@ -183,5 +184,6 @@ def test_backfill_pages_through_search_and_later_runs_start_from_the_high_water_
     assert (report.pages, report.conversations, report.messages_created) == (2, 2, 8)
     again = sync(db=db, settings=settings, provider="intercom", tenant_slug="acme")
     assert again.resumed and again.messages_created == 0
-    assert fake.searches[-1]["query"]["value"] == 1736350000  # only what changed since
+    # only what changed since the newest update seen, less the overlap window
+    assert fake.searches[-1]["query"]["value"] == 1736350000 - OVERLAP_S
     assert len(transcript(db)) == 8
