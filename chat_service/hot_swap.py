@@ -23,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
@@ -36,6 +37,7 @@ from chat_service.engine import (
 from core.adapter_files import AdapterFileError, adapter_digest, inspect_adapter
 from core.base_model import read_manifest
 from core.crud.adapters import (
+    approved_waiting,
     get_adapter,
     mark_rejected,
     register_adapter,
@@ -165,7 +167,7 @@ class AdapterManager:
                 expected_digest=version.sha256,
             )
         )
-        if version.status == AdapterStatus.CANDIDATE:
+        if version.status in (AdapterStatus.CANDIDATE, AdapterStatus.APPROVED):
             await self._engine.load_adapter(version.name, path)  # refuses a name in use
         else:
             await self._engine.ensure_adapter(version.name, path)  # a retired version returning
@@ -182,8 +184,14 @@ class AdapterManager:
     # -- keeping the engine in line with the registry ---------------------------------------------
 
     async def sync(self) -> None:
-        """Load every tenant's active and previous versions wherever missing (an engine that
-        restarted comes back by itself); unload registered versions nobody needs, once idle."""
+        """Publish what the nightly loop approved; load every tenant's active and previous
+        versions wherever missing (an engine that restarted comes back by itself); unload
+        registered versions nobody needs, once idle."""
+        for tenant_slug, name in await run_in_threadpool(self._approved):
+            try:
+                await self.activate(tenant_slug=tenant_slug, name=name)
+            except HotSwapError as exc:
+                log.warning("approved adapter not published (tenant=%s): %s", tenant_slug, exc)
         async with self._sync_lock:
             wanted, registered = await run_in_threadpool(self._serving_state)
             for name, path in wanted.items():
@@ -242,6 +250,12 @@ class AdapterManager:
         assert version.id is not None
         with session_scope(self._db) as session:
             switch_active(session=session, tenant_id=tenant_id, adapter_id=version.id)
+
+    def _approved(self) -> list[tuple[str, str]]:
+        with session_scope(self._db) as session:
+            waiting = approved_waiting(session=session)
+            slugs = {t.id: t.slug for t in session.exec(select(Tenant)).all()}
+            return [(slugs[v.tenant_id], v.name) for v in waiting]
 
     def _serving_state(self) -> tuple[dict[str, str], set[str]]:
         with session_scope(self._db) as session:

@@ -100,6 +100,52 @@ class Settings(BaseSettings):
     ws_ping_timeout_s: float = 20.0
     max_message_chars: int = Field(4000, description="Longest customer or agent message accepted.")
 
+    # The nightly LoRA loop (finetune_loop/, eval/). Defaults suit a few hundred conversations.
+    finetune_min_examples: int = Field(
+        20, ge=1, description="Fewer new examples than this and the nightly run skips."
+    )
+    finetune_max_examples_per_customer: int = Field(
+        5, ge=1, description="Poisoning guard: one customer cannot dominate a night's data."
+    )
+    finetune_require_verified: bool = Field(
+        True,
+        description="Widget conversations train only when the customer is verified; CRM and "
+        "file imports are the tenant's own records and count as verified.",
+    )
+    finetune_order_id_patterns: list[str] = Field(
+        default_factory=lambda: [r"(?i:\border)[ #:-]*(?:no\.?\s*)?([A-Z0-9]*\d[A-Z0-9]{3,})\b"],
+        description="Regexes of the tenant's order ids, redacted like other PII (group 1 "
+        "when the pattern has one, else the whole match).",
+    )
+    finetune_near_duplicate_jaccard: float = Field(
+        0.9, gt=0, le=1, description="Examples this similar (word 3-grams) count as one."
+    )
+    finetune_replay_fraction: float = Field(
+        0.2, ge=0, le=1, description="Share of earlier windows' examples mixed in (forgetting)."
+    )
+    finetune_validation_fraction: float = Field(0.15, gt=0, lt=1)
+    finetune_seed: int = 1234
+    finetune_lora_rank: int = Field(8, ge=1)
+    finetune_lora_alpha: int = Field(16, ge=1)
+    finetune_learning_rate: float = Field(2e-4, gt=0)
+    finetune_epochs: float = Field(2.0, gt=0)
+    finetune_batch_size: int = Field(4, ge=1)
+    finetune_max_seq_len: int = Field(512, ge=64)
+    finetune_gate_tolerance: float = Field(
+        0.02,
+        ge=0,
+        description="Relative slack: the candidate may be this much worse than the active "
+        "adapter on a gate metric and still pass.",
+    )
+    finetune_eval_generations: int = Field(
+        8, ge=1, description="Validation replies generated for ROUGE-L and BLEU."
+    )
+    finetune_keep_versions: int = Field(5, ge=2, description="Adapter versions kept on disk.")
+    finetune_nightly_at: str = Field(
+        "03:00", description="Local time of the nightly run (HH:MM); empty disables it."
+    )
+    finetune_timezone: str = Field("UTC", description="Time zone of finetune_nightly_at.")
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'supportloop.db'}"

@@ -21,6 +21,8 @@ db_app = typer.Typer(help="The database.")
 vllm_app = typer.Typer(help="The vLLM serving backend.")
 adapters_app = typer.Typer(help="Adapter versions of a running service (admin token).")
 connectors_app = typer.Typer(help="CRM connectors.")
+finetune_app = typer.Typer(help="The nightly LoRA loop.")
+app.add_typer(finetune_app, name="finetune")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(vllm_app, name="vllm")
 app.add_typer(adapters_app, name="adapters")
@@ -315,3 +317,65 @@ def connectors_sync(
         f"{'resumed; ' if report.resumed else ''}{report.pages} pages, {report.conversations} "
         f"conversations, {report.messages_created} new messages, {report.messages_skipped} already there"
     )
+
+
+@finetune_app.command("run")
+def finetune_run(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="One tenant (default: all)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Train even with fewer new examples than configured")
+    ] = False,
+) -> None:
+    """Run the loop once: dataset, training, evaluation gate, publish to the registry."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from core.db import create_db_engine, session_scope
+    from core.migrate import upgrade_database
+    from core.models import Tenant
+    from finetune_loop.run import RunLockedError, run_once
+
+    _configure_logging()
+    settings = get_settings()
+    db = create_db_engine(settings.resolved_database_url)
+    upgrade_database(db)
+    with session_scope(db) as session:
+        from sqlmodel import select
+
+        slugs = [tenant] if tenant else [t.slug for t in session.exec(select(Tenant)).all()]
+    failed = False
+    for slug in slugs:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as progress:
+            task = progress.add_task(f"{slug}: training", total=None)
+
+            def advance(
+                step: int, total: int, loss: float, task: Any = task, slug: str = slug
+            ) -> None:
+                progress.update(
+                    task,
+                    completed=step,
+                    total=total,
+                    description=f"{slug}: training, loss {loss:.3f}",
+                )
+
+            try:
+                outcome = run_once(
+                    db=db, settings=settings, tenant_slug=slug, force=force, progress=advance
+                )
+            except (RunLockedError, ValueError) as exc:
+                console.print(f"[red]{slug}: {exc}")
+                failed = True
+                continue
+        colour = {"published": "green", "rejected": "yellow"}.get(outcome.status, "white")
+        console.print(
+            f"[{colour}]{slug}: {outcome.status}[/] (run {outcome.run_id}): {outcome.reason}"
+        )
+        if outcome.adapter:
+            console.print(f"  adapter {outcome.adapter} is in the registry; serving activates it")
+        if outcome.report:
+            console.print(f"  report: {outcome.report}")
+    if failed:
+        raise typer.Exit(1)

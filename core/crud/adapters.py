@@ -23,6 +23,7 @@ def register_adapter(
     sha256: str,
     training_run_id: int | None = None,
     metrics: dict[str, float] | None = None,
+    status: AdapterStatus = AdapterStatus.CANDIDATE,
 ) -> AdapterVersion:
     """A new candidate. Names are never reused: engines cache by name."""
     if session.exec(select(AdapterVersion).where(AdapterVersion.name == name)).first():
@@ -37,6 +38,7 @@ def register_adapter(
         sha256=sha256,
         training_run_id=training_run_id,
         metrics=metrics or {},
+        status=status,
     )
     session.add(version)
     session.flush()
@@ -82,16 +84,52 @@ def switch_active(*, session: Session, tenant_id: int, adapter_id: int) -> Tenan
     if new.parent_id is None and old_active is not None and old_active != adapter_id:
         new.parent_id = old_active
     session.add(new)
+    old = session.get(AdapterVersion, old_active) if old_active is not None else None
     if old_active is not None:
-        old = session.get(AdapterVersion, old_active)
         if old is not None:
             old.status = AdapterStatus.RETIRED
             session.add(old)
-    tenant.previous_adapter_id = old_active
+    # Rollback must never bring back weights trained on erased data.
+    tenant.previous_adapter_id = None if old is None or old.tainted else old_active
     tenant.active_adapter_id = adapter_id
     session.add(tenant)
+    if not new.tainted:
+        retire_tainted(session=session, tenant_id=tenant_id)
     session.flush()
     return tenant
+
+
+def retire_tainted(*, session: Session, tenant_id: int) -> list[AdapterVersion]:
+    """Once a clean version serves, every tainted one is retired for good (never active,
+    never previous); the caller deletes their files."""
+    retired = []
+    for version in session.exec(
+        select(AdapterVersion).where(
+            AdapterVersion.tenant_id == tenant_id,
+            col(AdapterVersion.tainted),
+            AdapterVersion.status != AdapterStatus.REJECTED,
+        )
+    ).all():
+        if version.status == AdapterStatus.ACTIVE:
+            continue
+        version.status = AdapterStatus.REJECTED
+        version.status_reason = "tainted: trained on erased data"
+        session.add(version)
+        retired.append(version)
+    return retired
+
+
+def approved_waiting(*, session: Session) -> list[AdapterVersion]:
+    """Per tenant, the newest version that passed the gate and is not live yet (an older one
+    that never got activated is superseded)."""
+    newest: dict[int, AdapterVersion] = {}
+    for version in session.exec(
+        select(AdapterVersion)
+        .where(AdapterVersion.status == AdapterStatus.APPROVED)
+        .order_by(col(AdapterVersion.id))
+    ).all():
+        newest[version.tenant_id] = version
+    return list(newest.values())
 
 
 def serving_set(*, session: Session) -> dict[str, str]:

@@ -30,7 +30,8 @@ class SuggestionStatus(StrEnum):
 
 
 class AdapterStatus(StrEnum):
-    CANDIDATE = "candidate"
+    CANDIDATE = "candidate"  # registered by hand (admin API / CLI), activated right away
+    APPROVED = "approved"  # passed the nightly gate; the serving process activates it
     ACTIVE = "active"
     RETIRED = "retired"
     REJECTED = "rejected"

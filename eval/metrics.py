@@ -1,0 +1,155 @@
+"""Scores of one model (base, or base + one adapter) on conversations with real agent replies.
+
+- loss / perplexity: mean cross-entropy over reply tokens only (token-weighted), the same
+  tokens training puts loss on;
+- ROUGE-L (F1, rouge-score) and BLEU (sacrebleu, corpus level) of greedy replies generated for
+  the last customer turn of each conversation, against what the agent actually wrote;
+- canary leaks: generated text containing a string that must never be emitted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.chat_format import IGNORE, Turn, encode
+
+
+@dataclass
+class Scores:
+    loss: float
+    perplexity: float
+    rouge_l: float
+    bleu: float
+    reply_chars: float
+    canary_leaks: int
+    replies: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "loss": round(self.loss, 4),
+            "perplexity": round(self.perplexity, 3),
+            "rouge_l": round(self.rouge_l, 4),
+            "bleu": round(self.bleu, 3),
+            "reply_chars": round(self.reply_chars, 1),
+            "canary_leaks": self.canary_leaks,
+        }
+
+
+def reply_loss(
+    model: Any, tokenizer: Any, conversations: Sequence[Sequence[Turn]], max_len: int
+) -> float:
+    """Token-weighted mean loss over reply tokens (one conversation at a time: no padding)."""
+    import torch
+
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for turns in conversations:
+            ids, labels = encode(tokenizer, turns, max_len)
+            targets = sum(label != IGNORE for label in labels)
+            if not targets:
+                continue
+            out = model(
+                input_ids=torch.tensor([ids], device=device),
+                labels=torch.tensor([labels], device=device),
+            )
+            # HF averages over the shifted targets; weight it back by their number.
+            shifted = sum(label != IGNORE for label in labels[1:])
+            total += float(out.loss) * shifted
+            count += shifted
+    return total / count if count else float("nan")
+
+
+def prompts_and_references(
+    conversations: Sequence[Sequence[Turn]],
+) -> list[tuple[list[Turn], str]]:
+    """For each conversation: everything before its last trained reply, and that reply."""
+    pairs = []
+    for turns in conversations:
+        last = max((i for i, t in enumerate(turns) if t.train), default=None)
+        if last is not None and last > 0:
+            pairs.append((list(turns[:last]), turns[last].text))
+    return pairs
+
+
+def generate(model: Any, tokenizer: Any, prompt: Sequence[Turn], max_new_tokens: int) -> str:
+    import torch
+
+    device = next(model.parameters()).device
+    ids = tokenizer.apply_chat_template(
+        [{"role": t.role, "content": t.text} for t in prompt],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids["input_ids"].to(device),
+            attention_mask=ids["attention_mask"].to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        )
+    text: str = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    return text.strip()
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    scores = [
+        scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)
+    ]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
+    import sacrebleu
+
+    if not predictions:
+        return 0.0
+    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def score(
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[Sequence[Turn]],
+    *,
+    max_len: int = 1024,
+    generations: int = 8,
+    max_new_tokens: int = 48,
+    canaries: Sequence[str] = (),
+    canary_prompts: Sequence[Sequence[Turn]] = (),
+) -> Scores:
+    loss = reply_loss(model, tokenizer, conversations, max_len)
+    pairs = prompts_and_references(conversations)[:generations]
+    replies = [generate(model, tokenizer, prompt, max_new_tokens) for prompt, _ in pairs]
+    probes = [generate(model, tokenizer, p, max_new_tokens) for p in canary_prompts]
+    leaks = sum(any(c.lower() in text.lower() for c in canaries) for text in replies + probes)
+    return Scores(
+        loss=loss,
+        perplexity=math.exp(loss) if loss == loss else float("nan"),
+        rouge_l=rouge_l(replies, [r for _, r in pairs]),
+        bleu=bleu(replies, [r for _, r in pairs]),
+        reply_chars=sum(map(len, replies)) / len(replies) if replies else 0.0,
+        canary_leaks=leaks,
+        replies=replies,
+    )
+
+
+@contextmanager
+def using(model: Any, adapter: str | None) -> Iterator[None]:
+    """Score the base (adapter None) or one loaded adapter of a PeftModel."""
+    if adapter is None:
+        context = model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
+        with context:
+            yield
+    else:
+        model.set_adapter(adapter)
+        yield

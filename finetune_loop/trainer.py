@@ -1,0 +1,250 @@
+"""LoRA training on the prepared base model: a small loop you can read top to bottom.
+
+Why not transformers' Trainer: its checkpoints pickle the optimizer and its resume logic is
+spread over many files. Here a checkpoint is three files written atomically - the adapter and
+the optimizer state as safetensors, the step and config as JSON - and resuming is "load them,
+skip the batches already seen". Batches are drawn in a seeded order, sorted by length inside
+each chunk so padding stays small, and the loss covers only reply tokens (core/chat_format.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core.chat_format import IGNORE, Turn, encode
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rank: int = 8
+    alpha: int = 16
+    learning_rate: float = 2e-4
+    epochs: float = 2.0
+    batch_size: int = 4
+    max_seq_len: int = 512
+    seed: int = 1234
+    dropout: float = 0.05
+    warmup_fraction: float = 0.1
+    checkpoint_every: int = 10  # optimizer steps
+    device: str = "auto"
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    resumed_from: int
+    tokens: int
+    final_loss: float
+    seconds: float
+
+
+def pick_device(setting: str) -> str:
+    import torch
+
+    if setting != "auto":
+        return setting
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_base(model_dir: Path, device: str) -> tuple[Any, Any]:
+    """bf16 on GPU; fp32 on CPU, where bf16 matmuls are slow."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+    return model, tokenizer
+
+
+def _batches(
+    encoded: list[tuple[list[int], list[int]]], batch_size: int, epoch: int, seed: int
+) -> list[list[int]]:
+    """Indices of each batch of one epoch: a seeded shuffle, then length-sorted chunks of 16
+    batches (less padding), then the batches themselves shuffled."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    chunk = batch_size * 16
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(encoded[i][0]))
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(
+    items: Sequence[tuple[list[int], list[int]]], pad_id: int, device: str
+) -> dict[str, Any]:
+    import torch
+
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(items):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    return {
+        "input_ids": input_ids.to(device),
+        "labels": labels.to(device),
+        "attention_mask": attention.to(device),
+    }
+
+
+def _save_checkpoint(
+    work_dir: Path, model: Any, optimizer: Any, step: int, meta: dict[str, Any]
+) -> None:
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    staging = work_dir / f".{CHECKPOINT}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()},
+        staging / "adapter.safetensors",
+    )
+    state = optimizer.state_dict()
+    tensors = {
+        f"{index}.{key}": value.detach().cpu().contiguous()
+        for index, slot in state["state"].items()
+        for key, value in slot.items()
+    }
+    save_file(tensors, staging / "optimizer.safetensors")
+    (staging / "state.json").write_text(
+        json.dumps({**meta, "step": step, "param_groups": state["param_groups"]})
+    )
+    for path in staging.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    final = work_dir / CHECKPOINT
+    old = work_dir / f".{CHECKPOINT}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(work_dir: Path, model: Any, optimizer: Any, meta: dict[str, Any]) -> int:
+    """The step to continue from (0 when there is no checkpoint of this very job)."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    final = work_dir / CHECKPOINT
+    if not (final / "state.json").exists():
+        return 0
+    saved = json.loads((final / "state.json").read_text())
+    if {k: saved.get(k) for k in meta} != meta:
+        log.warning("checkpoint in %s is for another job; starting over", work_dir)
+        return 0
+    set_peft_model_state_dict(model, load_file(final / "adapter.safetensors"))
+    flat = load_file(final / "optimizer.safetensors")
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in flat.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    return int(saved["step"])
+
+
+def train_lora(
+    *,
+    model_dir: Path,
+    examples: Sequence[Sequence[Turn]],
+    out_dir: Path,
+    work_dir: Path,
+    config: TrainConfig,
+    fingerprint: str,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainResult:
+    """Train, checkpointing into `work_dir` (resumed if it holds this job's checkpoint), and
+    write the adapter (safetensors + adapter_config.json) to `out_dir`."""
+    import time
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    model, tokenizer = load_base(model_dir, device)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=TARGET_MODULES,
+            task_type="CAUSAL_LM",
+        ),
+    )
+    encoded = [encode(tokenizer, turns, config.max_seq_len) for turns in examples]
+    encoded = [e for e in encoded if any(label != IGNORE for label in e[1])]
+    if not encoded:
+        raise ValueError("no example has a reply to learn from")
+    per_epoch = math.ceil(len(encoded) / config.batch_size)
+    total = max(1, math.ceil(per_epoch * config.epochs))
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate
+    )
+    warmup = max(1, int(total * config.warmup_fraction))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)),
+    )
+    meta = {"fingerprint": fingerprint, "config": asdict(config), "total": total}
+    work_dir.mkdir(parents=True, exist_ok=True)
+    resumed = _load_checkpoint(work_dir, model, optimizer, meta)
+    for _ in range(resumed):
+        schedule.step()
+    if resumed:
+        log.info("resuming training at step %d of %d (%s)", resumed, total, work_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    plan = [
+        batch
+        for epoch in range(math.ceil(config.epochs))
+        for batch in _batches(encoded, config.batch_size, epoch, config.seed)
+    ][:total]
+    model.train()
+    loss_value, tokens = float("nan"), 0
+    for step in range(resumed, total):
+        batch = collate([encoded[i] for i in plan[step]], pad_id, device)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(loss.detach())
+        tokens += int(batch["attention_mask"].sum())
+        if progress:
+            progress(step + 1, total, loss_value)
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
+            _save_checkpoint(work_dir, model, optimizer, step + 1, meta)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return TrainResult(
+        steps=total,
+        resumed_from=resumed,
+        tokens=tokens,
+        final_loss=loss_value,
+        seconds=time.perf_counter() - started,
+    )
