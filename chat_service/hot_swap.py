@@ -83,6 +83,7 @@ class AdapterManager:
         self._tenant_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sync_lock = asyncio.Lock()
         self.loaded: set[str] = set()  # what the engine holds, as of the last load/unload/sync
+        self._activating: set[str] = set()  # loaded, not yet switched to: sync leaves them be
 
     # -- publish, activate, rollback --------------------------------------------------------------
 
@@ -120,24 +121,30 @@ class AdapterManager:
             if tenant.active_adapter_id == version.id:
                 return version
             context = f"tenant={tenant.slug} adapter={name}"
+            self._activating.add(name)
             try:
-                await self._prepare(version)
-            except (AdapterFileError, EngineError, HotSwapError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                if name in self.loaded:  # only what we loaded ourselves
-                    await self._unload_quietly(name)
-                if version.status == AdapterStatus.RETIRED and isinstance(
-                    exc, EngineUnavailableError
-                ):
-                    # A good version the engine cannot take right now: not its fault.
-                    raise HotSwapError(f"engine unavailable, {name} not activated: {exc}") from exc
-                log.warning("rejected (%s): %s", context, reason)
-                await run_in_threadpool(self._reject, version, reason)
-                raise AdapterRejectedError(f"{name} rejected: {reason}") from exc
-            await run_in_threadpool(self._switch, tenant.id, version)
+                await self._activate(tenant.id, version, context)
+            finally:
+                self._activating.discard(name)
             log.info("activated (%s)", context)
         asyncio.get_running_loop().create_task(self.try_sync())
         return await run_in_threadpool(self._version, tenant.id, name)
+
+    async def _activate(self, tenant_id: int, version: AdapterVersion, context: str) -> None:
+        name = version.name
+        try:
+            await self._prepare(version)
+        except (AdapterFileError, EngineError, HotSwapError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if name in self.loaded:  # only what we loaded ourselves
+                await self._unload_quietly(name)
+            if version.status == AdapterStatus.RETIRED and isinstance(exc, EngineUnavailableError):
+                # A good version the engine cannot take right now: not its fault.
+                raise HotSwapError(f"engine unavailable, {name} not activated: {exc}") from exc
+            log.warning("rejected (%s): %s", context, reason)
+            await run_in_threadpool(self._reject, version, reason)
+            raise AdapterRejectedError(f"{name} rejected: {reason}") from exc
+        await run_in_threadpool(self._switch, tenant_id, version)
 
     async def rollback(self, *, tenant_slug: str) -> AdapterVersion:
         """Back to the version active before the current one (still loaded: instant)."""
@@ -167,11 +174,14 @@ class AdapterManager:
                 expected_digest=version.sha256,
             )
         )
-        if version.status in (AdapterStatus.CANDIDATE, AdapterStatus.APPROVED):
-            await self._engine.load_adapter(version.name, path)  # refuses a name in use
-        else:
-            await self._engine.ensure_adapter(version.name, path)  # a retired version returning
-        self.loaded.add(version.name)
+        # Under the sync lock: a sync that listed the engine just before this load would
+        # otherwise overwrite `loaded` with a list that lacks the new version.
+        async with self._sync_lock:
+            if version.status in (AdapterStatus.CANDIDATE, AdapterStatus.APPROVED):
+                await self._engine.load_adapter(version.name, path)  # refuses a name in use
+            else:
+                await self._engine.ensure_adapter(version.name, path)  # a retired one returning
+            self.loaded.add(version.name)
         reply = ""
         with self._leases.hold(version.name):
             async for piece in self._engine.stream_chat(
@@ -201,8 +211,8 @@ class AdapterManager:
                     log.warning("could not load %s: %s", name, exc)
             loaded = set(await self._engine.list_adapters())
             for name in (loaded & registered) - set(wanted):
-                if self._leases.in_use(name):
-                    continue  # still streaming; a later sync unloads it
+                if self._leases.in_use(name) or name in self._activating:
+                    continue  # still streaming, or about to serve; a later sync decides
                 await self._unload_quietly(name)
                 loaded.discard(name)
             self.loaded = loaded

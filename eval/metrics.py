@@ -27,6 +27,9 @@ class Scores:
     reply_chars: float
     canary_leaks: int
     replies: list[str] = field(default_factory=list)
+    # per-example values, paired across models (same conversations, same order): the gate
+    # compares models on these, not only on the means
+    per_example: dict[str, list[float]] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -39,40 +42,52 @@ class Scores:
         }
 
 
-def reply_loss(
+def reply_losses(
     model: Any, tokenizer: Any, conversations: Sequence[Sequence[Turn]], max_len: int
-) -> float:
-    """Token-weighted mean loss over reply tokens (one conversation at a time: no padding)."""
+) -> list[tuple[float, int]]:
+    """(mean loss over its reply tokens, number of them) per conversation (one at a time:
+    no padding to get wrong)."""
     import torch
 
-    total, count = 0.0, 0
+    found = []
     device = next(model.parameters()).device
     with torch.no_grad():
         for turns in conversations:
             ids, labels = encode(tokenizer, turns, max_len)
-            targets = sum(label != IGNORE for label in labels)
-            if not targets:
+            shifted = sum(label != IGNORE for label in labels[1:])
+            if not shifted:
                 continue
             out = model(
                 input_ids=torch.tensor([ids], device=device),
                 labels=torch.tensor([labels], device=device),
             )
-            # HF averages over the shifted targets; weight it back by their number.
-            shifted = sum(label != IGNORE for label in labels[1:])
-            total += float(out.loss) * shifted
-            count += shifted
-    return total / count if count else float("nan")
+            found.append((float(out.loss), shifted))
+    return found
+
+
+def reply_loss(
+    model: Any, tokenizer: Any, conversations: Sequence[Sequence[Turn]], max_len: int
+) -> float:
+    """Token-weighted mean loss over every reply token."""
+    losses = reply_losses(model, tokenizer, conversations, max_len)
+    count = sum(n for _, n in losses)
+    return sum(loss * n for loss, n in losses) / count if count else float("nan")
 
 
 def prompts_and_references(
-    conversations: Sequence[Sequence[Turn]],
+    conversations: Sequence[Sequence[Turn]], limit: int
 ) -> list[tuple[list[Turn], str]]:
-    """For each conversation: everything before its last trained reply, and that reply."""
-    pairs = []
-    for turns in conversations:
-        last = max((i for i, t in enumerate(turns) if t.train), default=None)
-        if last is not None and last > 0:
-            pairs.append((list(turns[:last]), turns[last].text))
+    """Up to `limit` (context, real reply) pairs: every reply of the first conversation, then
+    the next, round-robin over conversations so one long chat cannot fill the sample."""
+    per_conversation = [
+        [(list(turns[:i]), t.text) for i, t in enumerate(turns) if t.train and i > 0]
+        for turns in conversations
+    ]
+    pairs: list[tuple[list[Turn], str]] = []
+    depth = 0
+    while len(pairs) < limit and any(depth < len(p) for p in per_conversation):
+        pairs += [p[depth] for p in per_conversation if depth < len(p)][: limit - len(pairs)]
+        depth += 1
     return pairs
 
 
@@ -98,14 +113,27 @@ def generate(model: Any, tokenizer: Any, prompt: Sequence[Turn], max_new_tokens:
     return text.strip()
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+def rouge_l_each(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    scores = [
+    return [
         scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)
     ]
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    scores = rouge_l_each(predictions, references)
     return sum(scores) / len(scores) if scores else 0.0
+
+
+def bleu_each(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
+    import sacrebleu
+
+    return [
+        float(sacrebleu.sentence_bleu(p, [r]).score)
+        for p, r in zip(predictions, references, strict=True)
+    ]
 
 
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
@@ -127,11 +155,14 @@ def score(
     canaries: Sequence[str] = (),
     canary_prompts: Sequence[Sequence[Turn]] = (),
 ) -> Scores:
-    loss = reply_loss(model, tokenizer, conversations, max_len)
-    pairs = prompts_and_references(conversations)[:generations]
+    losses = reply_losses(model, tokenizer, conversations, max_len)
+    count = sum(n for _, n in losses)
+    loss = sum(value * n for value, n in losses) / count if count else float("nan")
+    pairs = prompts_and_references(conversations, generations)
     replies = [generate(model, tokenizer, prompt, max_new_tokens) for prompt, _ in pairs]
     probes = [generate(model, tokenizer, p, max_new_tokens) for p in canary_prompts]
     leaks = sum(any(c.lower() in text.lower() for c in canaries) for text in replies + probes)
+    references = [r for _, r in pairs]
     return Scores(
         loss=loss,
         perplexity=math.exp(loss) if loss == loss else float("nan"),
@@ -140,6 +171,11 @@ def score(
         reply_chars=sum(map(len, replies)) / len(replies) if replies else 0.0,
         canary_leaks=leaks,
         replies=replies,
+        per_example={
+            "loss": [value for value, _ in losses],
+            "rouge_l": rouge_l_each(replies, references),
+            "bleu": bleu_each(replies, references),
+        },
     )
 
 

@@ -30,7 +30,7 @@ from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import AdapterVersion, Tenant, TrainingRun, TrainingRunStatus, utcnow
 from core.settings import Settings
-from eval.metrics import score, using
+from eval.metrics import prompts_and_references, score, using
 from eval.report import write_report
 from finetune_loop.dataset import Dataset, Example, build_dataset, example_to_json
 from finetune_loop.gate import decide
@@ -212,7 +212,11 @@ def evaluate(
                     canaries=secrets,
                     canary_prompts=probes if name == "candidate" else (),
                 )
-            results[set_name][name] = {**scores.metrics(), "replies": scores.replies}
+            results[set_name][name] = {
+                **scores.metrics(),
+                "replies": scores.replies,
+                "per_example": scores.per_example,
+            }
     return results
 
 
@@ -314,25 +318,29 @@ def _run(
     reference = "active" if active else "base"
     decisions = {
         set_name: decide(
-            models["candidate"],
-            models[reference],
+            models["candidate"]["per_example"],
+            models[reference]["per_example"],
             tolerance=settings.finetune_gate_tolerance,
             reference_name=reference,
+            canary_leaks=int(models["candidate"]["canary_leaks"]),
         )
         for set_name, models in results.items()
     }
     promote = all(d.promote for d in decisions.values())
     reasons = [f"{s}: {r}" for s, d in decisions.items() for r in d.reasons]
     metrics = {
-        s: {m: {k: v for k, v in scores.items() if k != "replies"} for m, scores in models.items()}
+        s: {
+            m: {k: v for k, v in scores.items() if k not in ("replies", "per_example")}
+            for m, scores in models.items()
+        }
         for s, models in results.items()
     }
     name = f"{slug}-r{run.id}-{datetime.now().strftime('%Y%m%d%H%M%S')}"
-    pairs = [(t[:-1], t[-1]) for t in validation[: settings.finetune_eval_generations]]
+    pairs = prompts_and_references(validation, settings.finetune_eval_generations)
     samples = [
         {
             "prompt": next((x.text for x in reversed(prompt) if x.role == "user"), ""),
-            "reference": ref.text,
+            "reference": ref,
             "replies": {
                 m: results["validation"][m]["replies"][i]
                 for m in results["validation"]
