@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     finetune_epochs: float = Field(2.0, gt=0)
     finetune_batch_size: int = Field(4, ge=1)
     finetune_max_seq_len: int = Field(512, ge=64)
+    finetune_checkpoint_every: int = Field(
+        10, ge=1, description="Optimizer steps between checkpoints (resume after a kill)."
+    )
     finetune_gate_tolerance: float = Field(
         0.02,
         ge=0,

@@ -82,6 +82,7 @@ def train_config(settings: Settings) -> TrainConfig:
         batch_size=settings.finetune_batch_size,
         max_seq_len=settings.finetune_max_seq_len,
         seed=settings.finetune_seed,
+        checkpoint_every=settings.finetune_checkpoint_every,
         device=settings.device,
     )
 
@@ -114,8 +115,11 @@ def _write_jsonl(path: Path, examples: list[Example]) -> None:
             handle.write(json.dumps(example_to_json(example)) + "\n")
 
 
-def _claim_run(db: DbEngine, tenant_id: int, settings: Settings) -> tuple[TrainingRun, bool]:
-    """The run left `running` by a crash (resumed), or a new one for the next window."""
+def _claim_run(
+    db: DbEngine, tenant_id: int, settings: Settings, full: bool
+) -> tuple[TrainingRun, bool]:
+    """The run left `running` by a crash (resumed), or a new one for the next window (or for
+    all history when `full`)."""
     with session_scope(db) as session:
         crashed = session.exec(
             select(TrainingRun).where(
@@ -136,7 +140,7 @@ def _claim_run(db: DbEngine, tenant_id: int, settings: Settings) -> tuple[Traini
         run = TrainingRun(
             tenant_id=tenant_id,
             status=TrainingRunStatus.RUNNING,
-            window_start=last.window_end if last else None,
+            window_start=last.window_end if last and not full else None,
             window_end=utcnow(),
             started_at=utcnow(),
             config=asdict(train_config(settings)),
@@ -226,15 +230,18 @@ def run_once(
     settings: Settings,
     tenant_slug: str,
     force: bool = False,
+    full: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> RunOutcome:
+    """`force`: train however few new examples there are. `full`: all history, not just the
+    window since the last run (a retrain after an erasure)."""
     with session_scope(db) as session:
         tenant = get_tenant_by_slug(session=session, slug=tenant_slug)
         if tenant is None or tenant.id is None:
             raise ValueError(f"tenant {tenant_slug!r} not found")
         tenant_id = tenant.id
     with tenant_lock(settings, tenant_slug):
-        run, resumed = _claim_run(db, tenant_id, settings)
+        run, resumed = _claim_run(db, tenant_id, settings, full)
         assert run.id is not None
         context = f"tenant={tenant_slug} run={run.id}"
         try:
@@ -307,6 +314,8 @@ def _run(
     log.info("trained (%s): %s", context, result)
 
     active = _active(db, tenant_id)
+    if active is not None and active.tainted:
+        active = None  # weights trained on erased data are no standard to meet: compare to base
     validation = [e.turns for e in dataset.validation]
     sets = {"validation": validation}
     regression = _regression_set(settings, slug, dataset.validation)

@@ -23,6 +23,8 @@ adapters_app = typer.Typer(help="Adapter versions of a running service (admin to
 connectors_app = typer.Typer(help="CRM connectors.")
 finetune_app = typer.Typer(help="The nightly LoRA loop.")
 app.add_typer(finetune_app, name="finetune")
+privacy_app = typer.Typer(help="Erasure requests.")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(vllm_app, name="vllm")
 app.add_typer(adapters_app, name="adapters")
@@ -30,6 +32,16 @@ app.add_typer(model_app, name="model")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
 console = Console()
+
+
+def _database(settings: Any) -> Any:
+    """The configured database, migrated to the current schema."""
+    from core.db import create_db_engine
+    from core.migrate import upgrade_database
+
+    db = create_db_engine(settings.resolved_database_url)
+    upgrade_database(db)
+    return db
 
 
 def _configure_logging() -> None:
@@ -43,7 +55,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Overrides SUPPORTLOOP_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Overrides SUPPORTLOOP_PORT")] = None,
 ) -> None:
-    """Run the chat service (widget WebSocket, REST API, demo page)."""
+    """Run the chat service (widget WebSocket, REST API, demo page) and the nightly loop."""
     from chat_service.server import serve as run_server
     from core.base_model import is_prepared, missing_model_message
 
@@ -54,9 +66,15 @@ def serve(
         console.print(f"[red]{missing_model_message(settings.resolved_model_dir)}")
         raise typer.Exit(2)
     from supportloop.app import build_app
+    from supportloop.nightly import start_nightly
 
     _configure_logging()
-    run_server(settings, build_app(settings))
+    scheduler = start_nightly(settings)
+    try:
+        run_server(settings, build_app(settings))
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
 
 @model_app.command("prepare")
@@ -99,11 +117,9 @@ def tenant_create(
 ) -> None:
     """Create a tenant and print its API key (shown only this once)."""
     from core.crud.tenants import create_tenant
-    from core.db import create_db_engine, session_scope
-    from core.migrate import upgrade_database
+    from core.db import session_scope
 
-    engine = create_db_engine(get_settings().resolved_database_url)
-    upgrade_database(engine)
+    engine = _database(get_settings())
     try:
         with session_scope(engine) as session:
             _, api_key = create_tenant(
@@ -118,10 +134,7 @@ def tenant_create(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (the service also does this at start-up)."""
-    from core.db import create_db_engine
-    from core.migrate import upgrade_database
-
-    upgrade_database(create_db_engine(get_settings().resolved_database_url))
+    _database(get_settings())
     console.print("database is at the latest schema")
 
 
@@ -227,11 +240,9 @@ def import_conversations(
 
     from connectors.file_import import import_file
     from core.crud.tenants import get_tenant_by_slug
-    from core.db import create_db_engine, session_scope
-    from core.migrate import upgrade_database
+    from core.db import session_scope
 
-    db = create_db_engine(get_settings().resolved_database_url)
-    upgrade_database(db)
+    db = _database(get_settings())
     with session_scope(db) as session:
         row = get_tenant_by_slug(session=session, slug=tenant)
     if row is None or row.id is None:
@@ -266,12 +277,9 @@ def connectors_replay(
 ) -> None:
     """Re-run dead-lettered and failed webhook events now (safe to run twice)."""
     from connectors.webhooks import replay
-    from core.db import create_db_engine
-    from core.migrate import upgrade_database
 
     settings = get_settings()
-    db = create_db_engine(settings.resolved_database_url)
-    upgrade_database(db)
+    db = _database(settings)
     done, failing = replay(db=db, settings=settings, tenant_slug=tenant)
     console.print(f"{done} events processed, {failing} still failing")
 
@@ -289,12 +297,9 @@ def connectors_sync(
 
     from connectors.backfill import SyncError, sync
     from connectors.http_retry import ProviderAPIError
-    from core.db import create_db_engine
-    from core.migrate import upgrade_database
 
     settings = get_settings()
-    db = create_db_engine(settings.resolved_database_url)
-    upgrade_database(db)
+    db = _database(settings)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
         task = progress.add_task(f"{provider}: starting", total=None)
         try:
@@ -331,15 +336,13 @@ def finetune_run(
     """Run the loop once: dataset, training, evaluation gate, publish to the registry."""
     from rich.progress import BarColumn, MofNCompleteColumn
 
-    from core.db import create_db_engine, session_scope
-    from core.migrate import upgrade_database
+    from core.db import session_scope
     from core.models import Tenant
     from finetune_loop.run import RunLockedError, run_once
 
     _configure_logging()
     settings = get_settings()
-    db = create_db_engine(settings.resolved_database_url)
-    upgrade_database(db)
+    db = _database(settings)
     with session_scope(db) as session:
         from sqlmodel import select
 
@@ -379,3 +382,30 @@ def finetune_run(
             console.print(f"  report: {outcome.report}")
     if failed:
         raise typer.Exit(1)
+
+
+@privacy_app.command("forget")
+def privacy_forget(
+    customer: Annotated[int, typer.Option("--customer", help="The customer's id")],
+    tenant: TenantOption,
+) -> None:
+    """Delete a customer's conversations, taint every adapter trained on them, retrain
+    without them; tainted versions are retired once a clean one is active."""
+    from finetune_loop.privacy import forget_customer
+    from finetune_loop.run import RunLockedError
+
+    _configure_logging()
+    settings = get_settings()
+    db = _database(settings)
+    try:
+        report = forget_customer(db=db, settings=settings, tenant_slug=tenant, customer_id=customer)
+    except (ValueError, RunLockedError) as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"deleted {report.conversations_deleted} conversations ({report.messages_deleted} "
+        f"messages); {report.training_files_rewritten} training files rewritten; tainted: "
+        f"{', '.join(report.tainted_versions) or 'none'}"
+    )
+    if report.retrain is not None:
+        console.print(f"retrain: {report.retrain.status} ({report.retrain.reason})")

@@ -147,3 +147,22 @@ def serving_set(*, session: Session) -> dict[str, str]:
 
 def registered_names(*, session: Session) -> set[str]:
     return set(session.exec(select(AdapterVersion.name)).all())
+
+
+def stop_serving_tainted(*, session: Session, tenant_id: int) -> bool:
+    """After an erasure whose retrain did not pass the gate: serve the base model rather than
+    weights trained on erased data. Returns whether the tenant's active version changed."""
+    tenant = session.exec(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one()
+    changed = False
+    for attribute in ("active_adapter_id", "previous_adapter_id"):
+        version_id = getattr(tenant, attribute)
+        version = session.get(AdapterVersion, version_id) if version_id is not None else None
+        if version is not None and version.tainted:
+            setattr(tenant, attribute, None)
+            if version.status == AdapterStatus.ACTIVE:
+                version.status = AdapterStatus.RETIRED
+                session.add(version)
+            changed |= attribute == "active_adapter_id"
+    session.add(tenant)
+    retire_tainted(session=session, tenant_id=tenant_id)
+    return changed
