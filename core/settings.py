@@ -143,6 +143,7 @@ class Settings(BaseSettings):
     finetune_eval_generations: int = Field(
         8, ge=1, description="Validation replies generated for ROUGE-L and BLEU."
     )
+    finetune_eval_max_new_tokens: int = Field(48, ge=1, description="Length of generated replies.")
     finetune_keep_versions: int = Field(5, ge=2, description="Adapter versions kept on disk.")
     finetune_nightly_at: str = Field(
         "03:00", description="Local time of the nightly run (HH:MM); empty disables it."

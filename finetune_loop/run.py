@@ -213,6 +213,7 @@ def evaluate(
                     conversations,
                     max_len=settings.finetune_max_seq_len,
                     generations=settings.finetune_eval_generations,
+                    max_new_tokens=settings.finetune_eval_max_new_tokens,
                     canaries=secrets,
                     canary_prompts=probes if name == "candidate" else (),
                 )

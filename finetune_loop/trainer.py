@@ -206,16 +206,15 @@ def train_lora(
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate
     )
-    warmup = max(1, int(total * config.warmup_fraction))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)),
-    )
     meta = {"fingerprint": fingerprint, "config": asdict(config), "total": total}
     work_dir.mkdir(parents=True, exist_ok=True)
     resumed = _load_checkpoint(work_dir, model, optimizer, meta)
-    for _ in range(resumed):
-        schedule.step()
+    warmup = max(1, int(total * config.warmup_fraction))
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay to zero
+        return min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / max(1, total - warmup))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s + resumed))
     if resumed:
         log.info("resuming training at step %d of %d (%s)", resumed, total, work_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -57,7 +57,8 @@ LOOP_SETTINGS: dict[str, object] = {
     "finetune_epochs": 2,
     "finetune_batch_size": 4,
     "finetune_max_seq_len": 256,
-    "finetune_eval_generations": 6,
+    "finetune_eval_generations": 4,
+    "finetune_eval_max_new_tokens": 32,
     "finetune_learning_rate": 1e-3,
     "finetune_max_examples_per_customer": 50,
 }
