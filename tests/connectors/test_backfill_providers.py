@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import col, func, select
+from sqlmodel import func, select
 
 from connectors.backfill import sync
 from connectors.backfill_spec import OVERLAP_S, Position
@@ -20,7 +20,7 @@ from core.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.connectors import fake_chatwoot, fake_freshdesk, fake_hubspot, fake_salesforce
 from tests.connectors.fake_zendesk import running
-from tests.factories import make_tenant
+from tests.factories import make_tenant, messages_of
 
 
 def configured(tmp_path: Path, db_url: str, provider: str, port: int, **api: str) -> Settings:
@@ -40,16 +40,7 @@ def counts(db: DbEngine) -> tuple[int, int]:
 
 
 def transcript(db: DbEngine, external_id: str) -> list[tuple[str, str, bool]]:
-    with session_scope(db) as session:
-        conversation = session.exec(
-            select(Conversation).where(Conversation.external_id == external_id)
-        ).one()
-        rows = session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation.id)
-            .order_by(col(Message.seq))
-        ).all()
-        return [(m.role, m.text, m.internal_note) for m in rows]
+    return [(m.role, m.text, m.internal_note) for m in messages_of(db, external_id)]
 
 
 def stored_position(db: DbEngine) -> Position:

@@ -8,31 +8,22 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import col, select
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from connectors.file_import import import_file
 from core.db import session_scope
-from core.models import Conversation, Message, Role
+from core.models import Message, Role
 from supportloop.cli import app as cli
 from tests.conftest import REPO_ROOT
-from tests.factories import make_tenant
+from tests.factories import make_tenant, messages_of
 
 COFFEE = REPO_ROOT.parent / "shared" / "datasets" / "coffee-orders" / "conversations.jsonl"
 needs_coffee = pytest.mark.skipif(not COFFEE.is_file(), reason=f"{COFFEE} is not present")
 
 
 def transcript(db: DbEngine, external_id: str) -> list[tuple[int, str, str]]:
-    with session_scope(db) as session:
-        conversation = session.exec(
-            select(Conversation).where(Conversation.external_id == external_id)
-        ).one()
-        rows = session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation.id)
-            .order_by(col(Message.seq))
-        ).all()
-        return [(m.seq, m.role, m.text) for m in rows]
+    return [(m.seq, m.role, m.text) for m in messages_of(db, external_id)]
 
 
 @needs_coffee
