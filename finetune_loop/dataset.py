@@ -308,11 +308,18 @@ def build_dataset(
     new_count = len(examples)
 
     replay: list[Example] = []
-    if older and settings.finetune_replay_fraction > 0:
-        pool = _conversation_examples(session, older, until, settings, Counter(), Counter())
-        rng = random.Random(settings.finetune_seed)
-        size = min(len(pool), round(new_count * settings.finetune_replay_fraction))
-        replay = rng.sample(pool, size)
+    wanted = round(new_count * settings.finetune_replay_fraction)
+    if older and wanted:
+        # Redact and format only as many older conversations as the sample needs, not all
+        # history: draw them in a seeded order, a chunk at a time (some have no reply to learn).
+        order = sorted(older)
+        random.Random(settings.finetune_seed).shuffle(order)
+        for start in range(0, len(order), wanted):
+            chunk = {cid: older[cid] for cid in order[start : start + wanted]}
+            replay += _conversation_examples(session, chunk, until, settings, Counter(), Counter())
+            if len(replay) >= wanted:
+                break
+        replay = replay[:wanted]
         for example in replay:
             example.replay = True
     examples += replay

@@ -38,15 +38,15 @@ class ForgetReport:
 
 
 def _scrub_file(path: Path, conversation_ids: set[int], customer_id: int) -> bool:
-    lines = path.read_text().splitlines()
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in lines]
     kept = [
         line
-        for line in lines
-        if line.strip()
-        and json.loads(line).get("customer_id") != customer_id
-        and json.loads(line).get("conversation_id") not in conversation_ids
+        for line, row in zip(lines, rows, strict=True)
+        if row.get("customer_id") != customer_id
+        and row.get("conversation_id") not in conversation_ids
     ]
-    if len(kept) == len([line for line in lines if line.strip()]):
+    if len(kept) == len(lines):
         return False
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(f"{line}\n" for line in kept))

@@ -85,10 +85,9 @@ def switch_active(*, session: Session, tenant_id: int, adapter_id: int) -> Tenan
         new.parent_id = old_active
     session.add(new)
     old = session.get(AdapterVersion, old_active) if old_active is not None else None
-    if old_active is not None:
-        if old is not None:
-            old.status = AdapterStatus.RETIRED
-            session.add(old)
+    if old is not None:
+        old.status = AdapterStatus.RETIRED
+        session.add(old)
     # Rollback must never bring back weights trained on erased data.
     tenant.previous_adapter_id = None if old is None or old.tainted else old_active
     tenant.active_adapter_id = adapter_id
