@@ -35,7 +35,14 @@ TRAIN_QUESTIONS = [
 
 
 def train_phrase_adapter(
-    model_dir: Path, out_dir: Path, *, phrase: str, steps: int = 30, seed: int = 0, rank: int = 8
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    phrase: str,
+    steps: int = 30,
+    seed: int = 0,
+    rank: int = 8,
+    lr: float = 2e-3,
 ) -> Path:
     """A LoRA trained (for real, briefly) to open every reply with ``phrase``, so a test can tell
     from the reply text alone which adapter answered. Loss on the assistant turn only."""
@@ -77,7 +84,7 @@ def train_phrase_adapter(
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
     labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
     attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     for _ in range(steps):
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
@@ -120,17 +127,26 @@ def make_corrupt_adapter(good: Path, out_dir: Path) -> Path:
 
 
 PHRASES = {"v1": "Moonbeam here!", "v2": "Starlight speaking!"}
+# Few, larger steps: the phrase is learnt (greedy replies open with it) in ~20 s on 2 cores.
+PHRASE_STEPS, PHRASE_LR = 10, 5e-3
 
 
 def cached_phrase_adapter(model_dir: Path, cache_dir: Path, version: str) -> Path:
     """train_phrase_adapter once per machine: the result is kept under ``cache_dir``."""
     import shutil
 
-    path = cache_dir / f"phrase-{version}"
+    path = cache_dir / f"phrase-{version}-{PHRASE_STEPS}x{PHRASE_LR}"
     if not (path / "adapter_model.safetensors").is_file():
         staging = path.with_name(path.name + ".staging")
         shutil.rmtree(staging, ignore_errors=True)
-        train_phrase_adapter(model_dir, staging, phrase=PHRASES[version], seed=len(version))
+        train_phrase_adapter(
+            model_dir,
+            staging,
+            phrase=PHRASES[version],
+            seed=len(version),
+            steps=PHRASE_STEPS,
+            lr=PHRASE_LR,
+        )
         shutil.rmtree(path, ignore_errors=True)
         staging.rename(path)
     return path
