@@ -12,11 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.api import adapters as adapters_api
-from chat_service.api import chat_ws, conversations, demo, health, tenants
+from chat_service.api import chat_ws, console, conversations, health, tenants, widget
 from chat_service.engine import Engine
+from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.responder import Responder
+from chat_service.secret_key import load_secret_key
 from chat_service.services import Services
 from core.crud.tenants import create_tenant, get_tenant_by_slug
 from core.db import create_db_engine, session_scope
@@ -65,28 +67,41 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         hub = ConversationHub()
         leases = AdapterLeases()
         adapters = AdapterManager(db=db, engine=serving, leases=leases, settings=settings)
+        handoff = Handoff(db=db, hub=hub, settings=settings)
         services = Services(
             settings=settings,
             db=db,
             engine=serving,
             hub=hub,
             responder=Responder(
-                db=db, engine=serving, hub=hub, settings=settings, adapters=adapters, leases=leases
+                db=db,
+                engine=serving,
+                hub=hub,
+                settings=settings,
+                adapters=adapters,
+                leases=leases,
+                handoff=handoff,
             ),
             adapters=adapters,
             leases=leases,
+            handoff=handoff,
+            secret_key=load_secret_key(settings),
         )
         await run_in_threadpool(_ensure_demo_tenant, services)
         # Load every tenant's active adapter before taking traffic, then keep checking.
         await adapters.try_sync()
-        sync_loop = asyncio.create_task(adapters.run_sync_loop(), name="adapter-sync")
+        background = [
+            asyncio.create_task(adapters.run_sync_loop(), name="adapter-sync"),
+            asyncio.create_task(handoff.run_expiry_loop(), name="handoff-expiry"),
+        ]
         app.state.services = services
         log.info("SupportLoop ready (engine=%s)", serving.name)
         try:
             yield
         finally:
-            sync_loop.cancel()
-            await asyncio.gather(sync_loop, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await services.responder.close()
             if engine is None:
                 await serving.close()
@@ -98,6 +113,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         summary="Self-hosted support chatbot that learns from its own conversations.",
         lifespan=lifespan,
     )
-    for module in (health, tenants, conversations, adapters_api, chat_ws, demo):
+    for module in (health, tenants, conversations, adapters_api, chat_ws, widget, console):
         app.include_router(module.router)
     return app

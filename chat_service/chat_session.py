@@ -14,19 +14,35 @@ import logging
 from contextlib import ExitStack
 from typing import Any
 
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from chat_service.frames import (
+    CLOSE_POLICY_VIOLATION,
     CLOSE_TOO_BIG,
     CLOSE_TRY_AGAIN_LATER,
+    ContactFrame,
+    CsatFrame,
     FrameError,
+    HandoffFrame,
+    HelloFrame,
     MessageFrame,
+    PingFrame,
+    RateFrame,
     error_frame,
     message_frame,
     parse_client_frame,
 )
+from chat_service.handoff import status_frame
 from chat_service.hub import Subscription
+from chat_service.identity import (
+    IdentityError,
+    Visitor,
+    issue_visitor_token,
+    verify_customer_jwt,
+    verify_visitor_token,
+)
 from chat_service.services import Services
 from core.crud.conversations import (
     append_message,
@@ -35,6 +51,8 @@ from core.crud.conversations import (
     require_conversation,
     start_conversation,
 )
+from core.crud.customers import customer_for_identity
+from core.crud.handoff import FeedbackError, leave_contact, rate_bot_message, set_csat
 from core.db import session_scope
 from core.models import Conversation, ConversationStatus, Message, Role, Tenant
 
@@ -52,6 +70,7 @@ class ChatSession:
         self._subscriptions = ExitStack()
         self._conversation_id: int | None = None
         self._last_sent_seq = 0
+        self._visitor: Visitor | None = None
 
     async def run(self, conversation: Conversation | None, last_seq: int) -> None:
         with self._subscriptions:
@@ -64,8 +83,10 @@ class ChatSession:
                         "type": "session",
                         "conversation_id": conversation.id,
                         "last_seq": conversation.last_seq,
+                        "status": conversation.status,
                     }
                 )
+                await self._send(status_frame(conversation))
                 await self._catch_up(upto=None)
             reader = asyncio.create_task(self._read_loop())
             sender = asyncio.create_task(self._send_loop())
@@ -112,10 +133,41 @@ class ChatSession:
             except FrameError as exc:
                 self._outbox.offer(error_frame(exc.code, exc.detail))
                 continue
-            if isinstance(frame, MessageFrame):
+            if isinstance(frame, HelloFrame):
+                if not await self._identify(frame):
+                    return
+            elif isinstance(frame, MessageFrame):
                 await self._accept_customer_message(frame)
-            else:
+            elif isinstance(frame, PingFrame):
                 self._outbox.offer({"type": "pong"})
+            else:
+                await self._accept_feedback(frame)
+
+    async def _identify(self, frame: HelloFrame) -> bool:
+        """Decide who the visitor is; False when the connection was refused."""
+        settings = self._services.settings
+        key = self._services.secret_key
+        issued: str | None = None
+        try:
+            if frame.customer_token:
+                secrets = settings.widget_jwt_secrets.get(self._tenant_slug, [])
+                self._visitor = verify_customer_jwt(frame.customer_token, secrets)
+            elif frame.visitor_token:
+                self._visitor = verify_visitor_token(key, frame.visitor_token, self._tenant_id)
+        except IdentityError as exc:
+            if frame.customer_token:  # the tenant's page sent a bad token: say so, refuse
+                log.warning("refused customer token (%s): %s", self._context(), exc)
+                await self._ws.close(CLOSE_POLICY_VIOLATION, str(exc)[:120])
+                return False
+            self._visitor = None  # an expired or foreign visitor token: start afresh
+        if self._visitor is None:
+            issued, self._visitor = issue_visitor_token(
+                key, self._tenant_id, settings.visitor_token_days
+            )
+        self._outbox.offer(
+            {"type": "identity", "visitor_token": issued, "verified": self._visitor.verified}
+        )
+        return True
 
     async def _accept_customer_message(self, frame: MessageFrame) -> None:
         max_chars = self._services.settings.max_message_chars
@@ -129,21 +181,8 @@ class ChatSession:
                 )
             )
             return
-        if self._conversation_id is None:
-            conversation, token = await run_in_threadpool(self._start_conversation)
-            assert conversation.id is not None
-            self._attach(conversation.id)
-            self._outbox.offer(
-                {
-                    "type": "session",
-                    "conversation_id": conversation.id,
-                    "token": token,
-                    "last_seq": 0,
-                }
-            )
-            log.info("conversation started (%s)", self._context())
+        conversation_id = await self._ensure_conversation()
         message, created = await run_in_threadpool(self._store, frame.client_id, text)
-        hub = self._services.hub
         self._outbox.offer(
             {
                 "type": "ack",
@@ -153,16 +192,102 @@ class ChatSession:
                 "duplicate": not created,
             }
         )
-        if created:
-            assert self._conversation_id is not None
-            hub.publish(self._conversation_id, message_frame(message, client_id=frame.client_id))
-            self._services.responder.schedule(
-                tenant_id=self._tenant_id, conversation_id=self._conversation_id
-            )
+        if not created:
+            return
+        self._services.hub.publish(
+            self._tenant_id, conversation_id, message_frame(message, client_id=frame.client_id)
+        )
+        handoff = self._services.handoff
+        if handoff.asks_for_human(text):
+            await handoff.escalate(self._tenant_id, conversation_id, "customer asked for a human")
+        self._services.responder.schedule(
+            tenant_id=self._tenant_id, conversation_id=conversation_id
+        )
+
+    async def _ensure_conversation(self) -> int:
+        """Conversations start with the first thing a customer does, not on page views."""
+        if self._conversation_id is not None:
+            return self._conversation_id
+        conversation, token = await run_in_threadpool(self._start_conversation)
+        assert conversation.id is not None
+        self._attach(conversation.id)
+        self._outbox.offer(
+            {
+                "type": "session",
+                "conversation_id": conversation.id,
+                "token": token,
+                "last_seq": 0,
+                "status": conversation.status,
+            }
+        )
+        log.info("conversation started (%s)", self._context())
+        return conversation.id
+
+    async def _accept_feedback(
+        self, frame: HandoffFrame | RateFrame | CsatFrame | ContactFrame
+    ) -> None:
+        handoff = self._services.handoff
+        if isinstance(frame, HandoffFrame):
+            conversation_id = await self._ensure_conversation()
+            await handoff.escalate(self._tenant_id, conversation_id, "customer asked for a human")
+            return
+        if self._conversation_id is None:
+            self._outbox.offer(error_frame("no_conversation", "send a message first"))
+            return
+        conversation_id = self._conversation_id
+
+        def store(session: Session, conversation: Conversation) -> str:
+            if isinstance(frame, RateFrame):
+                rate_bot_message(
+                    session=session,
+                    conversation=conversation,
+                    message_id=frame.message_id,
+                    rating=frame.rating,
+                )
+                return "rating"
+            if isinstance(frame, CsatFrame):
+                set_csat(session=session, conversation=conversation, score=frame.score)
+                return "csat"
+            leave_contact(session=session, conversation=conversation, email=frame.email)
+            return "contact"
+
+        def run() -> str:
+            with session_scope(self._services.db) as session:
+                conversation = require_conversation(
+                    session=session, tenant_id=self._tenant_id, conversation_id=conversation_id
+                )
+                return store(session, conversation)
+
+        try:
+            what = await run_in_threadpool(run)
+        except FeedbackError as exc:
+            self._outbox.offer(error_frame("bad_feedback", str(exc)))
+            return
+        self._outbox.offer({"type": "saved", "what": what})
+        self._services.hub.publish(
+            self._tenant_id,
+            conversation_id,
+            {"type": "feedback", "what": what},
+            customer_visible=False,
+        )
+        if isinstance(frame, RateFrame) and frame.rating == -1:
+            await handoff.failed_answer(self._tenant_id, conversation_id)
 
     def _start_conversation(self) -> tuple[Conversation, str]:
         with session_scope(self._services.db) as session:
-            customer = create_anonymous_customer(session=session, tenant_id=self._tenant_id)
+            visitor = self._visitor
+            if visitor is None:  # an API client that never said hello
+                customer = create_anonymous_customer(session=session, tenant_id=self._tenant_id)
+            else:
+                customer = customer_for_identity(
+                    session=session,
+                    tenant_id=self._tenant_id,
+                    source=visitor.source,
+                    external_id=visitor.external_id,
+                    verified=visitor.verified,
+                    display_name=visitor.display_name,
+                    email=visitor.email,
+                )
             return start_conversation(
                 session=session, tenant_id=self._tenant_id, customer_id=customer.id
             )

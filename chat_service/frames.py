@@ -1,11 +1,20 @@
 """The widget's WebSocket protocol: JSON text frames.
 
 Client -> server:
+  {"type": "hello", "visitor_token"?, "customer_token"?}  identify, before the first message
   {"type": "message", "client_id": "<unique per message>", "text": "..."}
+  {"type": "handoff"}                                     "talk to a human"
+  {"type": "rate", "message_id", "rating": 1 | -1}        thumbs on a bot reply
+  {"type": "csat", "score": 1-5}                          once the conversation is resolved
+  {"type": "contact", "email"}                            when nobody could take the handoff
   {"type": "ping"}
 
 Server -> client:
-  {"type": "session", "conversation_id", "token"?, "last_seq"}   on connect / conversation start
+  {"type": "identity", "visitor_token"?, "verified"}          answer to hello
+  {"type": "session", "conversation_id", "token"?, "last_seq", "status"}  on resume / start
+  {"type": "status", "status", "assigned_agent", "offer_email", "csat"}  who has the chat
+  {"type": "typing", "role": "agent", "author"}                   an agent is composing
+  {"type": "saved", "what": "rating" | "csat" | "contact"}        feedback stored
   {"type": "ack", "client_id", "seq", "message_id", "duplicate"}  the customer message is stored
   {"type": "reply_start", "reply_id", "reply_to"}                 the bot started composing
   {"type": "delta", "reply_id", "text"}                           a piece of the bot reply
@@ -24,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from core.models import Message
+from core.models import Message, Suggestion
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
@@ -41,7 +50,36 @@ class PingFrame(BaseModel):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[MessageFrame | PingFrame, Field(discriminator="type")]
+class HelloFrame(BaseModel):
+    type: Literal["hello"]
+    visitor_token: str | None = Field(None, max_length=2000)
+    customer_token: str | None = Field(None, max_length=8000)
+
+
+class HandoffFrame(BaseModel):
+    type: Literal["handoff"]
+
+
+class RateFrame(BaseModel):
+    type: Literal["rate"]
+    message_id: int
+    rating: Literal[1, -1]
+
+
+class CsatFrame(BaseModel):
+    type: Literal["csat"]
+    score: int = Field(ge=1, le=5)
+
+
+class ContactFrame(BaseModel):
+    type: Literal["contact"]
+    email: str = Field(min_length=3, max_length=320)
+
+
+AnyClientFrame = (
+    MessageFrame | PingFrame | HelloFrame | HandoffFrame | RateFrame | CsatFrame | ContactFrame
+)
+ClientFrame = Annotated[AnyClientFrame, Field(discriminator="type")]
 _client_frame = TypeAdapter(ClientFrame)
 
 
@@ -52,7 +90,7 @@ class FrameError(ValueError):
         self.detail = detail
 
 
-def parse_client_frame(raw: str) -> MessageFrame | PingFrame:
+def parse_client_frame(raw: str) -> AnyClientFrame:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -82,5 +120,20 @@ def message_frame(message: Message, **extra: Any) -> dict[str, Any]:
         "text": message.text,
         "author": message.author,
         "created_at": message.created_at.isoformat(),
+        **extra,
+    }
+
+
+def suggestion_frame(suggestion: Suggestion, **extra: Any) -> dict[str, Any]:
+    """For agent consoles only."""
+    return {
+        "type": "suggestion",
+        "id": suggestion.id,
+        "reply_to_message_id": suggestion.reply_to_message_id,
+        "text": suggestion.draft_text,
+        "status": suggestion.status,
+        "final_text": suggestion.final_text,
+        "reviewer": suggestion.reviewer,
+        "reason": suggestion.reason,
         **extra,
     }

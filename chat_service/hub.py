@@ -1,4 +1,6 @@
-"""In-process fan-out of conversation events to the WebSocket connections watching them.
+"""In-process fan-out of conversation events to the WebSocket connections watching them:
+widgets watch one conversation (customer-visible events only), agent consoles watch every
+conversation of their tenant (everything, internal notes and suggestions included).
 
 Events are published only after the database commit that produced them, so a subscriber never
 sees something that is not stored. A subscriber that falls too far behind is cut off rather
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 Event = dict[str, Any]
@@ -30,26 +32,48 @@ class Subscription:
             self.overflowed.set()
 
 
+@contextmanager
+def _member(
+    groups: dict[int, set[Subscription]], key: int, sub: Subscription
+) -> Iterator[Subscription]:
+    groups[key].add(sub)
+    try:
+        yield sub
+    finally:
+        members = groups.get(key)
+        if members is not None:
+            members.discard(sub)
+            if not members:
+                del groups[key]
+
+
 class ConversationHub:
     def __init__(self) -> None:
         self._subscribers: dict[int, set[Subscription]] = defaultdict(set)
+        self._tenant_subscribers: dict[int, set[Subscription]] = defaultdict(set)
 
-    @contextmanager
-    def subscribe(self, conversation_id: int, subscription: Subscription) -> Iterator[Subscription]:
-        self._subscribers[conversation_id].add(subscription)
-        try:
-            yield subscription
-        finally:
-            subscribers = self._subscribers.get(conversation_id)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[conversation_id]
+    def subscribe(
+        self, conversation_id: int, subscription: Subscription
+    ) -> AbstractContextManager[Subscription]:
+        """A customer's widget: the customer-visible events of one conversation."""
+        return _member(self._subscribers, conversation_id, subscription)
 
-    def publish(self, conversation_id: int, event: Event) -> None:
+    def subscribe_tenant(
+        self, tenant_id: int, subscription: Subscription
+    ) -> AbstractContextManager[Subscription]:
+        """An agent console: every event of every conversation of the tenant."""
+        return _member(self._tenant_subscribers, tenant_id, subscription)
+
+    def publish(
+        self, tenant_id: int, conversation_id: int, event: Event, *, customer_visible: bool = True
+    ) -> None:
         """Must be called on the event loop's thread."""
-        for subscription in list(self._subscribers.get(conversation_id, ())):
-            subscription.offer(event)
+        if customer_visible:
+            for subscription in list(self._subscribers.get(conversation_id, ())):
+                subscription.offer(event)
+        tagged = {**event, "conversation_id": conversation_id}
+        for subscription in list(self._tenant_subscribers.get(tenant_id, ())):
+            subscription.offer(tagged)
 
     def watchers(self, conversation_id: int) -> int:
         return len(self._subscribers.get(conversation_id, ()))

@@ -3,6 +3,7 @@
 Replies run as tasks owned by the service, not by a WebSocket connection: a customer whose
 connection drops mid-reply still gets the whole reply when they resume, because it is stored.
 One reply per conversation at a time; messages that arrive meanwhile are answered next.
+In assist mode the same composition becomes a suggestion for the agents instead of a reply.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.engine import ChatTurn, Engine, EngineError, SamplingParams
-from chat_service.frames import error_frame, message_frame
+from chat_service.frames import error_frame, message_frame, suggestion_frame
+from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.prompts import build_prompt
@@ -27,8 +30,17 @@ from core.crud.conversations import (
     recent_messages,
     require_conversation,
 )
+from core.crud.suggestions import create_suggestion
 from core.db import session_scope
-from core.models import AdapterVersion, BotMode, ConversationStatus, Message, Role, Tenant
+from core.models import (
+    AdapterVersion,
+    BotMode,
+    ConversationStatus,
+    Message,
+    Role,
+    Suggestion,
+    Tenant,
+)
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,9 +49,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ReplyPlan:
     prompt: list[ChatTurn]
-    reply_to: int
+    reply_to: int  # seq of the customer message answered
+    reply_to_id: int
     adapter_name: str | None
     adapter_version_id: int | None
+    suggest: bool  # a draft for an agent rather than a reply to the customer
 
 
 class Responder:
@@ -52,6 +66,7 @@ class Responder:
         settings: Settings,
         adapters: AdapterManager,
         leases: AdapterLeases,
+        handoff: Handoff,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -59,6 +74,7 @@ class Responder:
         self._settings = settings
         self._adapters = adapters
         self._leases = leases
+        self._handoff = handoff
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
 
@@ -101,9 +117,19 @@ class Responder:
             return
         reply_id = uuid.uuid4().hex
         context = f"tenant={tenant_id} conversation={conversation_id} reply={reply_id}"
-        self._hub.publish(
-            conversation_id,
-            {"type": "reply_start", "reply_id": reply_id, "reply_to": plan.reply_to},
+        # A draft for an agent (assist mode) is composed out of the customer's sight.
+        visible = not plan.suggest
+
+        def publish(event: dict[str, Any]) -> None:
+            self._hub.publish(tenant_id, conversation_id, event, customer_visible=visible)
+
+        publish(
+            {
+                "type": "reply_start",
+                "reply_id": reply_id,
+                "reply_to": plan.reply_to,
+                "suggestion": plan.suggest,
+            }
         )
         params = SamplingParams(
             max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
@@ -117,33 +143,38 @@ class Responder:
                     plan.prompt, adapter=plan.adapter_name, params=params
                 ):
                     pieces.append(piece)
-                    self._hub.publish(
-                        conversation_id, {"type": "delta", "reply_id": reply_id, "text": piece}
-                    )
+                    publish({"type": "delta", "reply_id": reply_id, "text": piece})
         except EngineError:
             log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
-            self._hub.publish(
-                conversation_id,
+            publish(
                 error_frame(
                     "reply_failed",
                     "The assistant could not answer just now. Your message is saved; "
                     "please try again or ask for a human.",
                     reply_id=reply_id,
-                ),
+                )
             )
+            if visible:
+                await self._handoff.failed_answer(tenant_id, conversation_id)
             return
         text = "".join(pieces).strip()
         if not text:
             log.warning("empty reply discarded (%s)", context)
-            self._hub.publish(
-                conversation_id,
-                error_frame("reply_empty", "The assistant had no answer.", reply_id=reply_id),
+            publish(error_frame("reply_empty", "The assistant had no answer.", reply_id=reply_id))
+            if visible:
+                await self._handoff.failed_answer(tenant_id, conversation_id)
+            return
+        if plan.suggest:
+            suggestion = await run_in_threadpool(
+                self._store_suggestion, tenant_id, conversation_id, plan, text
             )
+            publish(suggestion_frame(suggestion, reply_id=reply_id))
+            log.info("suggested (%s suggestion=%s)", context, suggestion.id)
             return
         message = await run_in_threadpool(
             self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id
         )
-        self._hub.publish(conversation_id, message_frame(message, reply_id=reply_id))
+        publish(message_frame(message, reply_id=reply_id))
         log.info("replied (%s seq=%s chars=%d)", context, message.seq, len(text))
 
     def _plan_reply(
@@ -157,8 +188,18 @@ class Responder:
             )
             if tenant is None or conversation is None:
                 return None
-            if tenant.bot_mode != BotMode.AUTO or conversation.status != ConversationStatus.OPEN:
-                return None  # assist/off mode, or a human has the conversation
+            # auto: the bot answers open conversations (escalated = a human has it);
+            # assist: the bot drafts for the agent until the conversation is resolved.
+            if tenant.bot_mode == BotMode.AUTO:
+                suggest = False
+                if conversation.status != ConversationStatus.OPEN:
+                    return None
+            elif tenant.bot_mode == BotMode.ASSIST:
+                suggest = True
+                if conversation.status == ConversationStatus.RESOLVED:
+                    return None
+            else:
+                return None
             history = recent_messages(
                 session=session,
                 conversation_id=conversation_id,
@@ -180,8 +221,10 @@ class Responder:
             return ReplyPlan(
                 prompt=build_prompt(self._settings.system_prompt, history),
                 reply_to=history[-1].seq,
+                reply_to_id=history[-1].id,  # type: ignore[arg-type]
                 adapter_name=adapter_name,
                 adapter_version_id=adapter_id,
+                suggest=suggest,
             )
 
     def _store_reply(
@@ -199,3 +242,20 @@ class Responder:
                 adapter_version_id=adapter_version_id,
             )
             return message
+
+    def _store_suggestion(
+        self, tenant_id: int, conversation_id: int, plan: ReplyPlan, text: str
+    ) -> Suggestion:
+        with session_scope(self._db) as session:
+            conversation = require_conversation(
+                session=session, tenant_id=tenant_id, conversation_id=conversation_id
+            )
+            reply_to = session.get(Message, plan.reply_to_id)
+            assert reply_to is not None
+            return create_suggestion(
+                session=session,
+                conversation=conversation,
+                reply_to=reply_to,
+                draft_text=text,
+                adapter_version_id=plan.adapter_version_id,
+            )

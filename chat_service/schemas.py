@@ -18,6 +18,13 @@ class TenantCreate(BaseModel):
     bot_mode: BotMode = BotMode.AUTO
 
 
+class TenantUpdate(BaseModel):
+    bot_mode: BotMode | None = None
+    allowed_origins: list[str] | None = Field(
+        None, description="Replaces the list; [] lets any origin open the widget."
+    )
+
+
 class TenantPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

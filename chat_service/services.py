@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.engine import Engine
+from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.responder import Responder
@@ -23,3 +24,5 @@ class Services:
     responder: Responder
     adapters: AdapterManager
     leases: AdapterLeases
+    handoff: Handoff
+    secret_key: bytes

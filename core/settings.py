@@ -79,6 +79,42 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(30.0, description="First retry delay; doubles each time.")
     webhook_retry_interval_s: float = Field(10.0, description="How often due retries are run.")
 
+    # The widget, visitor identity and the agent console (chat_service/identity.py, console/).
+    secret_key: str = Field(
+        "",
+        repr=False,
+        description="Signs visitor tokens and console CSRF tokens; empty: a random key is "
+        "generated once into var_dir/secret_key.",
+    )
+    # Tenants mark customers verified by passing a JWT they signed (HS256) with their own
+    # secret, from the environment only: SUPPORTLOOP_WIDGET_JWT_SECRETS='{"acme": ["s1"]}'.
+    widget_jwt_secrets: dict[str, list[str]] = Field(default_factory=dict, repr=False)
+    visitor_token_days: int = Field(365, ge=1, description="Lifetime of an anonymous visitor.")
+    console_session_hours: int = Field(12, ge=1, description="Console sign-in lifetime.")
+    cookie_secure: bool = Field(
+        True,
+        description="Mark the console cookie Secure (HTTPS only). Browsers still accept it on "
+        "http://localhost; turn off only to test over plain HTTP on another host.",
+    )
+    handoff_keywords: list[str] = Field(
+        default_factory=lambda: [
+            "human",
+            "agent",
+            "real person",
+            "representative",
+            "operator",
+            "talk to someone",
+        ],
+        description="Customer words that escalate to a human (whole words, any case).",
+    )
+    handoff_after_failed_answers: int = Field(
+        2, ge=1, description="Failed or rated-down bot answers in a row that escalate."
+    )
+    handoff_timeout_s: float = Field(
+        300.0, gt=0, description="Unclaimed escalations after this tell the customer."
+    )
+    handoff_check_interval_s: float = Field(5.0, gt=0)
+
     demo_tenant: str = Field(
         "demo",
         description="Tenant created at start-up for the demo page at /; empty disables both.",

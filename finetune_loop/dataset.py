@@ -106,7 +106,9 @@ def _turns(
         if turns[-1].role == role:  # one speaker, several messages: one turn
             turns[-1].text += "\n" + text
         else:
-            turns.append(Turn(role, text, train=role == "assistant"))
+            # A reply the customer rated down stays as context but is never a target.
+            train = role == "assistant" and message.customer_rating != -1
+            turns.append(Turn(role, text, train=train))
         assert message.id is not None
         used.append(message.id)
     return turns, used

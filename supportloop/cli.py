@@ -17,6 +17,7 @@ from core.settings import get_settings
 app = typer.Typer(help="SupportLoop: a support chatbot that learns from its conversations.")
 model_app = typer.Typer(help="The base model.")
 tenant_app = typer.Typer(help="Tenants.")
+agent_app = typer.Typer(help="Console accounts of support agents.")
 db_app = typer.Typer(help="The database.")
 vllm_app = typer.Typer(help="The vLLM serving backend.")
 adapters_app = typer.Typer(help="Adapter versions of a running service (admin token).")
@@ -30,6 +31,7 @@ app.add_typer(vllm_app, name="vllm")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(model_app, name="model")
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
 console = Console()
 
@@ -129,6 +131,70 @@ def tenant_create(
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from exc
     typer.echo(api_key)
+
+
+@tenant_app.command("update")
+def tenant_update(
+    slug: str,
+    bot_mode: Annotated[BotMode | None, typer.Option(help="auto, assist or off")] = None,
+    origin: Annotated[
+        list[str] | None, typer.Option(help="Allowed widget origin (repeatable; replaces)")
+    ] = None,
+) -> None:
+    """Switch a tenant's bot mode or its allowed widget origins."""
+    from core.crud.tenants import update_tenant
+    from core.db import session_scope
+
+    engine = _database(get_settings())
+    try:
+        with session_scope(engine) as session:
+            tenant = update_tenant(
+                session=session, slug=slug, bot_mode=bot_mode, allowed_origins=origin
+            )
+            console.print(f"{slug}: bot mode {tenant.bot_mode}, origins {tenant.allowed_origins}")
+    except LookupError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+
+
+@agent_app.command("create")
+def agent_create(
+    email: str,
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")],
+    name: Annotated[str, typer.Option(help="Name customers see")] = "",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="SUPPORTLOOP_AGENT_PASSWORD",
+            help="Asked for when not given (or set SUPPORTLOOP_AGENT_PASSWORD)",
+        ),
+    ] = "",
+) -> None:
+    """Create a console account for a support agent of a tenant."""
+    from core.crud.agents import create_agent
+    from core.crud.tenants import get_tenant_by_slug
+    from core.db import session_scope
+
+    engine = _database(get_settings())
+    try:
+        with session_scope(engine) as session:
+            row = get_tenant_by_slug(session=session, slug=tenant)
+            if row is None or row.id is None:
+                raise ValueError(f"tenant {tenant!r} not found")
+            agent = create_agent(
+                session=session,
+                tenant_id=row.id,
+                email=email,
+                password=password,
+                display_name=name,
+            )
+            console.print(f"agent {agent.email} ({agent.display_name}) can sign in at /console")
+    except ValueError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
 
 
 @db_app.command("upgrade")

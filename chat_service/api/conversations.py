@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
+from chat_service.agent_desk import send_agent_message
 from chat_service.deps import CurrentTenant, ServicesDep, SessionDep
-from chat_service.frames import message_frame
 from chat_service.schemas import (
     AgentMessageCreate,
     ConversationPublic,
@@ -19,13 +18,11 @@ from chat_service.schemas import (
 )
 from core.crud.conversations import (
     ConversationNotFoundError,
-    append_message,
     list_conversations,
     list_messages,
     require_conversation,
 )
-from core.db import session_scope
-from core.models import Conversation, ConversationStatus, Message, Role
+from core.models import Conversation, ConversationStatus
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -88,22 +85,16 @@ async def post_agent_message(
 ) -> MessagePublic:
     """Send an agent message; it reaches the customer's open widget at once."""
     assert tenant.id is not None
-    tenant_id = tenant.id
-
-    def store() -> tuple[Message, bool]:
-        with session_scope(services.db) as session:
-            conversation = _conversation_or_404(session, tenant_id, conversation_id)
-            return append_message(
-                session=session,
-                conversation=conversation,
-                role=Role.AGENT,
-                text=body.text,
-                author=body.author,
-                internal_note=body.internal_note,
-                client_id=body.client_id,
-            )
-
-    message, created = await run_in_threadpool(store)
-    if created and not message.internal_note:
-        services.hub.publish(conversation_id, message_frame(message))
+    try:
+        message = await send_agent_message(
+            services,
+            tenant_id=tenant.id,
+            conversation_id=conversation_id,
+            text=body.text,
+            author=body.author,
+            internal_note=body.internal_note,
+            client_id=body.client_id,
+        )
+    except ConversationNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
     return MessagePublic.model_validate(message)

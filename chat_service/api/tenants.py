@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from chat_service.deps import AdminDep, SessionDep
-from chat_service.schemas import TenantCreate, TenantCreated, TenantPublic
-from core.crud.tenants import TenantExistsError, create_tenant
+from chat_service.schemas import TenantCreate, TenantCreated, TenantPublic, TenantUpdate
+from core.crud.tenants import TenantExistsError, create_tenant, update_tenant
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -28,3 +28,21 @@ def post_tenant(body: TenantCreate, session: SessionDep, _admin: AdminDep) -> Te
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
     session.commit()
     return TenantCreated(tenant=TenantPublic.model_validate(tenant), api_key=api_key)
+
+
+@router.patch("/{slug}", response_model=TenantPublic)
+def patch_tenant(
+    slug: str, body: TenantUpdate, session: SessionDep, _admin: AdminDep
+) -> TenantPublic:
+    """Switch the bot mode (auto, assist, off) or replace the widget's allowed origins."""
+    try:
+        tenant = update_tenant(
+            session=session,
+            slug=slug,
+            bot_mode=body.bot_mode,
+            allowed_origins=body.allowed_origins,
+        )
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    session.commit()
+    return TenantPublic.model_validate(tenant)

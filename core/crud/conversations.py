@@ -221,3 +221,35 @@ def recent_messages(*, session: Session, conversation_id: int, limit: int) -> Se
         .limit(limit)
     ).all()
     return list(reversed(rows))
+
+
+def last_messages(*, session: Session, conversation_ids: list[int]) -> dict[int, Message]:
+    """The newest message of each conversation, in one query (console list previews)."""
+    if not conversation_ids:
+        return {}
+    newest = (
+        select(Message.conversation_id, sa.func.max(Message.seq).label("seq"))
+        .where(col(Message.conversation_id).in_(conversation_ids))
+        .group_by(col(Message.conversation_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(Message).join(
+            newest,
+            sa.and_(
+                col(Message.conversation_id) == newest.c.conversation_id,
+                col(Message.seq) == newest.c.seq,
+            ),
+        )
+    ).all()
+    return {m.conversation_id: m for m in rows}
+
+
+def recently_active(*, session: Session, tenant_id: int, limit: int = 50) -> Sequence[Conversation]:
+    """The tenant's conversations, most recently updated first (the console's list)."""
+    return session.exec(
+        select(Conversation)
+        .where(Conversation.tenant_id == tenant_id)
+        .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
+        .limit(limit)
+    ).all()

@@ -64,3 +64,23 @@ def authenticate_api_key(*, session: Session, key: str) -> Tenant | None:
         .where(ApiKey.key_hash == hash_token(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
     ).first()
     return row
+
+
+def update_tenant(
+    *,
+    session: Session,
+    slug: str,
+    bot_mode: BotMode | None = None,
+    allowed_origins: list[str] | None = None,
+) -> Tenant:
+    """Change how the bot answers (auto, assist, off) or where the widget may run."""
+    tenant = get_tenant_by_slug(session=session, slug=slug)
+    if tenant is None:
+        raise LookupError(f"tenant {slug!r} not found")
+    if bot_mode is not None:
+        tenant.bot_mode = bot_mode
+    if allowed_origins is not None:
+        tenant.allowed_origins = list(allowed_origins)
+    session.add(tenant)
+    session.flush()
+    return tenant

@@ -1,6 +1,7 @@
 """The domain model. Importing this package registers every table on SQLModel.metadata."""
 
 from core.models.adapters import AdapterLineage, AdapterVersion, TrainingRun
+from core.models.agents import Agent, AgentSession
 from core.models.conversations import (
     NATIVE_SOURCE,
     Conversation,
@@ -26,6 +27,8 @@ from core.models.webhooks import WebhookEvent
 __all__ = [
     "NATIVE_SOURCE",
     "AdapterLineage",
+    "Agent",
+    "AgentSession",
     "AdapterStatus",
     "AdapterVersion",
     "ApiKey",

@@ -60,6 +60,14 @@ class Conversation(SQLModel, table=True):
     status: str = Field(default=ConversationStatus.OPEN, sa_type=sa.String(16))
     assigned_agent: str | None = Field(default=None, max_length=200)
     csat: int | None = None
+    # Handoff (chat_service/handoff.py): why and when the conversation asked for a human, and
+    # when the customer was told nobody picked it up in time.
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    escalation_reason: str | None = Field(default=None, max_length=200)
+    handoff_expired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Bot answers that failed (engine error, empty reply, rated down) since the last human
+    # touch; enough of them escalate the conversation.
+    failed_answers: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # Agents flag conversations that must never train the model (abuse, poisoning attempts).
     flagged: bool = False
     # A widget resumes its conversation with a random token; only its hash is stored.
@@ -94,6 +102,9 @@ class Message(SQLModel, table=True):
     adapter_version_id: int | None = Field(
         default=None, foreign_key="adapterversion.id", ondelete="SET NULL"
     )
+    # The customer's thumbs on a bot reply: 1 up, -1 down. Rated-down replies go to the
+    # console's review queue and never train as they are.
+    customer_rating: int | None = None
     sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -114,5 +125,10 @@ class Suggestion(SQLModel, table=True):
         default=None, foreign_key="adapterversion.id", ondelete="SET NULL"
     )
     sent_message_id: int | None = Field(default=None, foreign_key="message.id", ondelete="SET NULL")
+    # Set when the row is an agent's review of a bot reply already sent (the review queue)
+    # rather than a draft shown before sending.
+    reviewed_message_id: int | None = Field(
+        default=None, foreign_key="message.id", ondelete="CASCADE", index=True
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

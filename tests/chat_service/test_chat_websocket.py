@@ -72,8 +72,8 @@ async def test_reconnect_returns_exactly_the_missed_messages(live_server: LiveSe
 
     async with open_chat(live_server.ws_url, "acme", session["token"], ack["seq"]) as ws:
         resumed = await read_until(ws, is_bot_message)
-        assert [f["type"] for f in resumed] == ["session", "message"]
-        assert resumed[1]["seq"] == 2
+        assert [f["type"] for f in resumed] == ["session", "status", "message"]
+        assert resumed[1]["status"] == "open" and resumed[2]["seq"] == 2
         assert await no_frame_within(ws, 0.5)  # nothing else, nothing twice
 
         await send_message(ws, "c-2", "Thanks, and can I add a muffin?")
@@ -185,7 +185,7 @@ async def test_agent_message_posted_over_rest_reaches_the_open_widget(
 ) -> None:
     _, api_key = make_tenant(live_server.app.state.services.db, "acme", bot_mode=BotMode.OFF)
     async with open_chat(live_server.ws_url, "acme") as ws:
-        await send_message(ws, "c-1", "I need a human please")
+        await send_message(ws, "c-1", "My parcel never arrived.")
         frames = await read_until(ws, lambda f: f["type"] == "ack")
         conversation_id = frames[0]["conversation_id"]
         async with httpx.AsyncClient(base_url=live_server.http_url) as http:

@@ -148,15 +148,18 @@ def test_openapi_documents_the_api_and_its_bearer_auth(client: TestClient) -> No
 
 
 @pytest.mark.anyio
-async def test_demo_page_chats_as_the_demo_tenant(tmp_path: Path, engine: EmbeddedEngine) -> None:
+async def test_demo_page_embeds_the_widget_for_the_demo_tenant(tmp_path: Path, engine: EmbeddedEngine) -> None:
     settings = make_settings(
         tmp_path, f"sqlite:///{tmp_path / 'demo.db'}", demo_tenant="demo", port=free_port()
     )
     with running_server(settings, engine) as live:
         async with httpx.AsyncClient(base_url=live.http_url) as http:
             page = await http.get("/")
+            script = await http.get("/widget.js")
         assert page.status_code == 200
-        assert 'const tenant = "demo"' in page.text and "/v1/chat/ws" in page.text
+        assert '<script src="/widget.js" data-tenant="demo"></script>' in page.text
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert "/v1/chat/ws" in script.text
         async with open_chat(live.ws_url, "demo") as ws:
             await send_message(ws, "c-1", "Hello there")
             frames = await read_until(ws, is_bot_message)
