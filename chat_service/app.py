@@ -17,6 +17,7 @@ from chat_service.engine import Engine
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
+from chat_service.rate_limit import RateLimiter
 from chat_service.responder import Responder
 from chat_service.secret_key import load_secret_key
 from chat_service.services import Services
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             leases=leases,
             handoff=handoff,
             secret_key=load_secret_key(settings),
+            rate_limiter=RateLimiter(),
         )
         await run_in_threadpool(_ensure_demo_tenant, services)
         # Load every tenant's active adapter before taking traffic, then keep checking.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from contextlib import ExitStack
 from typing import Any
 
@@ -71,6 +72,7 @@ class ChatSession:
         self._conversation_id: int | None = None
         self._last_sent_seq = 0
         self._visitor: Visitor | None = None
+        self._connection_key = uuid.uuid4().hex  # this connection's rate-limit bucket
 
     async def run(self, conversation: Conversation | None, last_seq: int) -> None:
         with self._subscriptions:
@@ -178,6 +180,26 @@ class ChatSession:
                     "bad_message",
                     f"text must be 1 to {max_chars} characters",
                     client_id=frame.client_id,
+                )
+            )
+            return
+        settings = self._services.settings
+        client = self._ws.client.host if self._ws.client else "unknown"
+        wait = self._services.rate_limiter.take(
+            [
+                ("connection", self._connection_key, settings.widget_messages_per_minute),
+                ("ip", client, settings.widget_messages_per_minute_per_ip),
+                ("tenant", str(self._tenant_id), settings.widget_messages_per_minute_per_tenant),
+            ]
+        )
+        if wait > 0:
+            log.warning("rate limited (%s ip=%s)", self._context(), client)
+            self._outbox.offer(
+                error_frame(
+                    "rate_limited",
+                    f"too many messages; try again in {wait:.0f} s",
+                    client_id=frame.client_id,
+                    retry_after=round(wait, 1),
                 )
             )
             return

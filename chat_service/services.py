@@ -11,6 +11,7 @@ from chat_service.engine import Engine
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
+from chat_service.rate_limit import RateLimiter
 from chat_service.responder import Responder
 from core.settings import Settings
 
@@ -26,3 +27,4 @@ class Services:
     leases: AdapterLeases
     handoff: Handoff
     secret_key: bytes
+    rate_limiter: RateLimiter

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0
     max_message_chars: int = Field(4000, description="Longest customer or agent message accepted.")
+    widget_messages_per_minute: int = Field(
+        20, ge=1, description="Customer messages per minute on one connection."
+    )
+    widget_messages_per_minute_per_ip: int = Field(60, ge=1)
+    widget_messages_per_minute_per_tenant: int = Field(1200, ge=1)
 
     # The nightly LoRA loop (finetune_loop/, eval/). Defaults suit a few hundred conversations.
     finetune_min_examples: int = Field(

@@ -43,6 +43,7 @@
     email_send: "Send email",
     email_thanks: "Thanks, we will be in touch.",
     error: "Something went wrong: {detail}",
+    rate_limited: "You are sending messages quickly; yours will be sent in a moment.",
     notice_escalated: "A human agent will join this chat shortly.",
     notice_agent_joined: "{agent} joined the chat.",
     notice_handed_back: "You are chatting with our assistant again.",
@@ -362,6 +363,15 @@
     },
     typing(frame) { showTyping(t("typing_agent", { agent: frame.author || t("agent") }), 4000); },
     error(frame) {
+      const mine = frame.client_id && unacked.get(frame.client_id);
+      if (frame.code === "rate_limited" && mine) {
+        // Not stored yet: keep it pending and send it again when the server allows.
+        showTyping(t("rate_limited"), 4000);
+        setTimeout(() => {
+          if (unacked.has(frame.client_id)) send({ type: "message", client_id: frame.client_id, text: mine.text });
+        }, (frame.retry_after || 3) * 1000);
+        return;
+      }
       showTyping("");
       if (frame.reply_id) {
         const div = streaming.get(frame.reply_id);

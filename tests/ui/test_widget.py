@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,31 @@ def _api_key(live: BackgroundServer) -> str:
         tenant = get_tenant_by_slug(session=session, slug="acme")
         assert tenant is not None
         return issue_api_key(session=session, tenant=tenant)
+
+
+def test_every_visible_string_can_be_overridden_and_the_widget_works_by_keyboard(
+    browser: Any, live: BackgroundServer, site: Site
+) -> None:
+    setup_tenant(live, site)
+    strings = {
+        "title": "Kundenservice",
+        "open": "Chat öffnen",
+        "close": "Chat schließen",
+        "input_label": "Ihre Nachricht",
+        "send": "Senden",
+        "human": "Mit einem Menschen sprechen",
+    }
+    german = f"data-strings='{json.dumps(strings)}'"
+    page = browser.new_context().new_page()
+    page.goto(site.shop_page(live, extra=german))
+    page.get_by_role("button", name="Chat öffnen").wait_for()
+    page.keyboard.press("Tab")  # the launcher is the page's only focusable element
+    page.keyboard.press("Enter")
+    assert page.get_by_role("dialog", name="Kundenservice").is_visible()
+    assert page.get_by_role("button", name="Chat schließen").count() == 2  # launcher + ✕
+    page.get_by_role("button", name="Mit einem Menschen sprechen").wait_for()
+    page.get_by_role("button", name="Senden").wait_for()
+    page.keyboard.type("Hallo!")  # focus is already in the message box
+    page.keyboard.press("Enter")
+    page.locator(".msg.customer:not(.pending)").wait_for()
+    screenshot(page, "widget-translated")

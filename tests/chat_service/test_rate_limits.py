@@ -1,0 +1,62 @@
+"""Customer message rate limits: per connection, per IP, per tenant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from chat_service.engine.embedded import EmbeddedEngine
+from chat_service.rate_limit import RateLimiter
+from core.db import session_scope
+from core.models import BotMode, Message
+from tests.chat_service.ws_client import open_chat, send_message
+from tests.conftest import free_port, make_settings, running_server
+from tests.factories import make_tenant
+
+
+def test_a_bucket_allows_its_burst_then_refills_at_its_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("chat_service.rate_limit.time.monotonic", lambda: now[0])
+    limiter = RateLimiter()
+    limits = [("connection", "c1", 6.0), ("tenant", "t", 100.0)]
+    assert [limiter.take(limits) for _ in range(6)] == [0.0] * 6
+    assert limiter.take(limits) == pytest.approx(10.0)  # 6 a minute: one every 10 s
+    now[0] += 10
+    assert limiter.take(limits) == 0.0
+    # The tenant's bucket only lost tokens for messages that were let through.
+    assert limiter.take([("tenant", "t", 100.0)]) == 0.0
+    assert limiter.take([("connection", "c2", 6.0)]) == 0.0  # another connection is unaffected
+
+
+@pytest.mark.anyio
+async def test_messages_over_the_limit_are_refused_with_a_retry_time_and_not_stored(
+    tmp_path: Path, engine: EmbeddedEngine
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'rate.db'}",
+        port=free_port(),
+        widget_messages_per_minute=3,
+    )
+    with running_server(settings, engine) as live:
+        make_tenant(live.app.state.services.db, "acme", bot_mode=BotMode.OFF)
+        async with open_chat(live.ws_url, "acme") as ws:
+            for n in range(5):
+                await send_message(ws, f"c-{n}", f"message {n}")
+            answers = []
+            while len(answers) < 5:
+                frame = json.loads(await ws.recv())
+                if frame["type"] in ("ack", "error"):
+                    answers.append(frame)
+        with session_scope(live.app.state.services.db) as session:
+            stored = [m.text for m in session.exec(select(Message)).all()]
+    assert [a["type"] for a in answers] == ["ack"] * 3 + ["error"] * 2
+    assert {a["code"] for a in answers[3:]} == {"rate_limited"}
+    assert all(15 <= a["retry_after"] <= 20 for a in answers[3:])
+    assert [a["client_id"] for a in answers[3:]] == ["c-3", "c-4"]
+    assert stored == ["message 0", "message 1", "message 2"]
