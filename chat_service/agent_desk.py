@@ -3,6 +3,9 @@ stored first, then published to the customer's widget and the tenant's consoles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.frames import message_frame, suggestion_frame
@@ -10,9 +13,26 @@ from chat_service.handoff import HANDED_BACK, RESOLVED, agent_joined
 from chat_service.services import Services
 from core.crud import handoff
 from core.crud.conversations import append_message, require_conversation
-from core.crud.suggestions import Decision, decide_suggestion, review_bot_reply
+from core.crud.suggestions import (
+    Decision,
+    decide_suggestion,
+    review_bot_reply,
+    settle_pending,
+)
 from core.db import session_scope
 from core.models import Message, Role, Suggestion
+
+T = TypeVar("T")
+
+
+async def _in_transaction(services: Services, act: Callable[..., T], **kwargs: Any) -> T:
+    """``act(session=..., **kwargs)`` in one transaction, off the event loop."""
+
+    def run() -> T:
+        with session_scope(services.db) as session:
+            return act(session=session, **kwargs)
+
+    return await run_in_threadpool(run)
 
 
 async def send_agent_message(
@@ -27,12 +47,12 @@ async def send_agent_message(
 ) -> Message:
     """Raises ConversationNotFoundError for another tenant's or an unknown conversation."""
 
-    def store() -> tuple[Message, bool]:
+    def store() -> tuple[Message, bool, list[Suggestion]]:
         with session_scope(services.db) as session:
             conversation = require_conversation(
                 session=session, tenant_id=tenant_id, conversation_id=conversation_id
             )
-            return append_message(
+            message, created = append_message(
                 session=session,
                 conversation=conversation,
                 role=Role.AGENT,
@@ -41,11 +61,19 @@ async def send_agent_message(
                 internal_note=internal_note,
                 client_id=client_id,
             )
+            settled = []
+            if created and not internal_note:
+                settled = settle_pending(session=session, sent=message)
+            return message, created, settled
 
-    message, created = await run_in_threadpool(store)
+    message, created, settled = await run_in_threadpool(store)
     if created:
         services.hub.publish(
             tenant_id, conversation_id, message_frame(message), customer_visible=not internal_note
+        )
+    for suggestion in settled:
+        services.hub.publish(
+            tenant_id, conversation_id, suggestion_frame(suggestion), customer_visible=False
         )
     return message
 
@@ -91,20 +119,16 @@ async def decide(
     reason: str | None,
 ) -> Suggestion:
     """Raises SuggestionError with a reason an agent can act on."""
-
-    def store() -> tuple[Suggestion, Message | None]:
-        with session_scope(services.db) as session:
-            return decide_suggestion(
-                session=session,
-                tenant_id=tenant_id,
-                suggestion_id=suggestion_id,
-                decision=decision,
-                reviewer=reviewer,
-                text=text,
-                reason=reason,
-            )
-
-    suggestion, sent = await run_in_threadpool(store)
+    suggestion, sent = await _in_transaction(
+        services,
+        decide_suggestion,
+        tenant_id=tenant_id,
+        suggestion_id=suggestion_id,
+        decision=decision,
+        reviewer=reviewer,
+        text=text,
+        reason=reason,
+    )
     conversation_id = suggestion.conversation_id
     if sent is not None:
         services.hub.publish(tenant_id, conversation_id, message_frame(sent))
@@ -123,15 +147,13 @@ async def review(
     corrected_text: str | None,
     reason: str | None,
 ) -> Suggestion:
-    def store() -> Suggestion:
-        with session_scope(services.db) as session:
-            return review_bot_reply(
-                session=session,
-                tenant_id=tenant_id,
-                message_id=message_id,
-                reviewer=reviewer,
-                corrected_text=corrected_text,
-                reason=reason,
-            )
-
-    return await run_in_threadpool(store)
+    """An agent's verdict on a sent bot reply (the review queue); nothing is sent."""
+    return await _in_transaction(
+        services,
+        review_bot_reply,
+        tenant_id=tenant_id,
+        message_id=message_id,
+        reviewer=reviewer,
+        corrected_text=corrected_text,
+        reason=reason,
+    )

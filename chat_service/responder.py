@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
@@ -207,6 +208,13 @@ class Responder:
             )
             if not history or history[-1].role != Role.CUSTOMER:
                 return None  # already answered
+            if (
+                suggest
+                and session.exec(
+                    select(Suggestion.id).where(Suggestion.reply_to_message_id == history[-1].id)
+                ).first()
+            ):
+                return None  # already drafted
             adapter_name, adapter_id = None, None
             if tenant.active_adapter_id is not None:
                 adapter = session.get(AdapterVersion, tenant.active_adapter_id)

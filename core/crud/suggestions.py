@@ -118,6 +118,24 @@ def _question_for(session: Session, reply: Message) -> Message | None:
     ).first()
 
 
+def settle_pending(*, session: Session, sent: Message) -> list[Suggestion]:
+    """An agent answered in their own words while drafts were pending. The newest draft counts
+    as edited into what the agent sent (the human's reply to the same question is the best
+    training target there is); older drafts answered questions the conversation has moved
+    past and are rejected as superseded."""
+    pending = list(pending_suggestions(session=session, conversation_id=sent.conversation_id))
+    for suggestion in pending:
+        newest = suggestion is pending[-1]
+        suggestion.status = SuggestionStatus.EDITED if newest else SuggestionStatus.REJECTED
+        suggestion.final_text = sent.text if newest else None
+        suggestion.sent_message_id = sent.id if newest else None
+        suggestion.reason = None if newest else "superseded by a later reply"
+        suggestion.reviewer = sent.author
+        suggestion.reviewed_at = utcnow()
+        session.add(suggestion)
+    return pending
+
+
 @dataclass(frozen=True)
 class ReviewItem:
     """A bot reply to look at again, with the customer message it answered."""

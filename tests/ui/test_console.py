@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from chat_service.server import BackgroundServer
 from core.db import session_scope
@@ -18,15 +18,11 @@ from tests.ui.conftest import (
     setup_tenant,
     sign_in,
 )
-from tests.ui.test_widget import final_bot_replies, stored
+from tests.ui.test_widget import final_bot_replies, rows, stored
 
 
 def suggestions(server: BackgroundServer) -> list[Suggestion]:
-    with session_scope(server.app.state.services.db) as session:
-        rows = list(session.exec(select(Suggestion)).all())
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return rows(server, Suggestion, col(Suggestion.id))
 
 
 def test_agent_edits_the_bots_suggestion_and_the_customer_sees_the_agents_text(

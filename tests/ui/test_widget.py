@@ -34,12 +34,18 @@ def final_bot_replies(page: Any) -> Any:
     return page.locator(".msg.bot:has(.rate)")
 
 
-def stored(server: BackgroundServer) -> list[Message]:
+def rows(server: BackgroundServer, model: Any, order_by: Any = None) -> list[Any]:
+    """Every row of a table, detached so the test can read it after the session."""
     with session_scope(server.app.state.services.db) as session:
-        rows = list(session.exec(select(Message).order_by(col(Message.seq))).all())
-        for row in rows:
+        query = select(model) if order_by is None else select(model).order_by(order_by)
+        found = list(session.exec(query).all())
+        for row in found:
             session.expunge(row)
-        return rows
+        return found
+
+
+def stored(server: BackgroundServer) -> list[Message]:
+    return rows(server, Message, col(Message.seq))
 
 
 def test_customer_chats_with_the_real_model_and_sees_the_reply_stream(
