@@ -72,6 +72,7 @@ class ChatSession:
         self._conversation_id: int | None = None
         self._last_sent_seq = 0
         self._visitor: Visitor | None = None
+        self._language: str | None = None
         self._connection_key = uuid.uuid4().hex  # this connection's rate-limit bucket
 
     async def run(self, conversation: Conversation | None, last_seq: int) -> None:
@@ -150,6 +151,7 @@ class ChatSession:
         settings = self._services.settings
         key = self._services.secret_key
         issued: str | None = None
+        self._language = (frame.language or "").strip()[:16] or None
         try:
             if frame.customer_token:
                 secrets = settings.widget_jwt_secrets.get(self._tenant_slug, [])
@@ -309,10 +311,14 @@ class ChatSession:
                     verified=visitor.verified,
                     display_name=visitor.display_name,
                     email=visitor.email,
+                    tier=visitor.tier,
                 )
-            return start_conversation(
+            conversation, token = start_conversation(
                 session=session, tenant_id=self._tenant_id, customer_id=customer.id
             )
+            conversation.language = self._language
+            session.add(conversation)
+            return conversation, token
 
     def _store(self, client_id: str, text: str) -> tuple[Message, bool]:
         assert self._conversation_id is not None

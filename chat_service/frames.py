@@ -1,7 +1,7 @@
 """The widget's WebSocket protocol: JSON text frames.
 
 Client -> server:
-  {"type": "hello", "visitor_token"?, "customer_token"?}  identify, before the first message
+  {"type": "hello", "visitor_token"?, "customer_token"?, "language"?}  before the 1st message
   {"type": "message", "client_id": "<unique per message>", "text": "..."}
   {"type": "handoff"}                                     "talk to a human"
   {"type": "rate", "message_id", "rating": 1 | -1}        thumbs on a bot reply
@@ -54,6 +54,7 @@ class HelloFrame(BaseModel):
     type: Literal["hello"]
     visitor_token: str | None = Field(None, max_length=2000)
     customer_token: str | None = Field(None, max_length=8000)
+    language: str | None = Field(None, max_length=35, description="navigator.language")
 
 
 class HandoffFrame(BaseModel):

@@ -33,6 +33,7 @@ class Visitor:
     verified: bool
     display_name: str = ""
     email: str | None = None
+    tier: str | None = None
 
 
 def issue_visitor_token(key: bytes, tenant_id: int, days: int) -> tuple[str, Visitor]:
@@ -65,7 +66,7 @@ def verify_visitor_token(key: bytes, token: str, tenant_id: int) -> Visitor:
 
 def verify_customer_jwt(token: str, tenant_secrets: list[str]) -> Visitor:
     """A JWT the tenant signed for its logged-in customer: ``sub`` (the tenant's own customer
-    id) and ``exp`` are required, ``name`` and ``email`` are optional. Only HS256 is accepted,
+    id) and ``exp`` are required, ``name``, ``email`` and ``tier`` are optional. Only HS256 is accepted,
     so an ``alg: none`` or public-key-confusion token never verifies. Several secrets allow
     rotation."""
     if not tenant_secrets:
@@ -88,5 +89,6 @@ def verify_customer_jwt(token: str, tenant_secrets: list[str]) -> Visitor:
             verified=True,
             display_name=str(claims.get("name", ""))[:200],
             email=str(email)[:320] if email else None,
+            tier=str(claims["tier"])[:32] if claims.get("tier") else None,
         )
     raise IdentityError(f"invalid customer token: {last_error}")

@@ -227,3 +227,22 @@ def prepare_base_model(
     verify_model_dir(target)
     step("done")
     return target
+
+
+def pick_device(setting: str) -> str:
+    import torch
+
+    if setting != "auto":
+        return setting
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_base(model_dir: Path, device: str) -> tuple[Any, Any]:
+    """bf16 on GPU; fp32 on CPU, where bf16 matmuls are slow."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+    return model, tokenizer

@@ -115,6 +115,20 @@ class Settings(BaseSettings):
     )
     handoff_check_interval_s: float = Field(5.0, gt=0)
 
+    # Outcome analytics (eval/outcomes.py, the dashboard).
+    analytics_followup_window_h: float = Field(
+        24.0, gt=0, description="A customer message this soon after resolution is a follow-up."
+    )
+    analytics_refresh_interval_s: float = Field(
+        30.0, gt=0, description="How often serve folds changed conversations into the rollups."
+    )
+    analytics_drift_min_conversations: int = Field(
+        20, ge=1, description="Conversations a segment needs on each side to be judged."
+    )
+    analytics_drift_threshold: float = Field(
+        0.1, gt=0, description="A segment metric this much worse (share, or CSAT/5) is flagged."
+    )
+
     demo_tenant: str = Field(
         "demo",
         description="Tenant created at start-up for the demo page at /; empty disables both.",

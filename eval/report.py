@@ -59,6 +59,11 @@ def write_report(report: dict[str, Any], out_dir: Path, stem: str = "report") ->
         + "</tr>"
         for s in report.get("samples", [])
     )
+    drift = report.get("drift")
+    drift_section = ""
+    if drift is not None:
+        items = "".join(f"<li>{html.escape(str(d))}</li>" for d in drift) or "<li>none</li>"
+        drift_section = f"<h2>Segments worse since the last switch</h2><ul>{items}</ul>"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(report.get("title", "Evaluation"))}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
@@ -66,6 +71,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 <body><h1>{html.escape(report.get("title", "Evaluation"))}</h1>
 <p>{html.escape(str(report.get("summary", "")))}</p>
 <h2>Decision: {html.escape(str(decision.get("verdict", "n/a")))}</h2><ul>{reasons}</ul>
+{drift_section}
 <h2>Metrics</h2><table><tr><th>model</th>{"".join(f"<th>{html.escape(m)}</th>" for m in metric_names)}</tr>{rows}</table>
 <img alt="metrics by model" src="data:image/png;base64,{_plot(models)}">
 <h2>Sample replies</h2><table><tr><th>customer</th><th>agent wrote</th>{"".join(f"<th>{html.escape(n)}</th>" for n in models)}</tr>{samples}</table>

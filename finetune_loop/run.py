@@ -18,24 +18,27 @@ import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
+from core.base_model import load_base, pick_device
 from core.chat_format import Turn
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import AdapterVersion, Tenant, TrainingRun, TrainingRunStatus, utcnow
 from core.settings import Settings
+from eval.drift import tenant_drift
 from eval.metrics import prompts_and_references, score, using
+from eval.outcomes import refresh_outcomes
 from eval.report import write_report
 from finetune_loop.dataset import Dataset, Example, build_dataset, example_to_json
 from finetune_loop.gate import decide
 from finetune_loop.publish import prune_versions, publish_candidate
-from finetune_loop.trainer import TrainConfig, load_base, pick_device, train_lora
+from finetune_loop.trainer import TrainConfig, train_lora
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +228,22 @@ def evaluate(
     return results
 
 
+def _segment_drift(db: DbEngine, settings: Settings, tenant_id: int) -> list[str]:
+    """How the serving adapter does per segment in production, for the nightly report."""
+    with session_scope(db) as session:
+        refresh_outcomes(
+            session=session,
+            tenant_id=tenant_id,
+            followup_window=timedelta(hours=settings.analytics_followup_window_h),
+        )
+    with session_scope(db) as session:
+        tenant = session.get(Tenant, tenant_id)
+        assert tenant is not None
+        return [
+            f.describe() for f in tenant_drift(session=session, tenant=tenant, settings=settings)
+        ]
+
+
 def run_once(
     *,
     db: DbEngine,
@@ -359,8 +378,10 @@ def _run(
         }
         for i, (prompt, ref) in enumerate(pairs)
     ]
+    drift = _segment_drift(db, settings, tenant_id)
     report_json, report_html = write_report(
         {
+            "drift": drift,
             "title": f"Nightly run {run.id} for {slug}",
             "summary": f"{len(dataset.train)} training and {len(dataset.validation)} validation "
             f"examples; {result.steps} steps ({'resumed at ' + str(result.resumed_from) if result.resumed_from else 'from scratch'}); "

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from core.base_model import load_base, pick_device
 from core.chat_format import IGNORE, Turn, encode
 
 log = logging.getLogger(__name__)
@@ -50,25 +51,6 @@ class TrainResult:
     tokens: int
     final_loss: float
     seconds: float
-
-
-def pick_device(setting: str) -> str:
-    import torch
-
-    if setting != "auto":
-        return setting
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_base(model_dir: Path, device: str) -> tuple[Any, Any]:
-    """bf16 on GPU; fp32 on CPU, where bf16 matmuls are slow."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
-    return model, tokenizer
 
 
 def _batches(

@@ -25,7 +25,9 @@ connectors_app = typer.Typer(help="CRM connectors.")
 finetune_app = typer.Typer(help="The nightly LoRA loop.")
 app.add_typer(finetune_app, name="finetune")
 privacy_app = typer.Typer(help="Erasure requests.")
+eval_app = typer.Typer(help="Evaluate adapters on conversation files.")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(eval_app, name="eval")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(vllm_app, name="vllm")
 app.add_typer(adapters_app, name="adapters")
@@ -475,3 +477,57 @@ def privacy_forget(
     )
     if report.retrain is not None:
         console.print(f"retrain: {report.retrain.status} ({report.retrain.reason})")
+
+
+@eval_app.command("run")
+def eval_run(
+    adapter: Annotated[str, typer.Option("--adapter", help="Registered adapter version name")],
+    dataset: Annotated[
+        Path, typer.Option("--dataset", exists=True, dir_okay=False, help="Conversation JSONL")
+    ],
+    limit: Annotated[int, typer.Option(help="Conversations read from the file")] = 50,
+    generations: Annotated[int, typer.Option(help="Replies generated per model")] = 16,
+    out: Annotated[Path | None, typer.Option(help="Report directory")] = None,
+) -> None:
+    """Score an adapter, its tenant's active adapter and the base model on a conversation file
+    (loss/perplexity on agent turns, ROUGE-L, BLEU, reply length, refusal rate); writes
+    report.json and report.html."""
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import AdapterVersion, Tenant
+    from eval.evaluate import DatasetError, evaluate_file
+
+    settings = get_settings()
+    engine = _database(settings)
+    with session_scope(engine) as session:
+        version = session.exec(select(AdapterVersion).where(AdapterVersion.name == adapter)).first()
+        if version is None:
+            console.print(f"[red]no adapter version named {adapter!r}")
+            raise typer.Exit(2)
+        tenant = session.get(Tenant, version.tenant_id)
+        active = session.get(AdapterVersion, tenant.active_adapter_id) if tenant else None
+        models: dict[str, Path | None] = {"base": None}
+        if active is not None and active.id != version.id:
+            models[f"active ({active.name})"] = Path(active.path)
+        models[adapter if active is None or active.id != version.id else f"{adapter} (active)"] = (
+            Path(version.path)
+        )
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = out or settings.var_dir / "eval" / f"{adapter}-{stamp}"
+    try:
+        with console.status(f"scoring {len(models)} models on {dataset.name}…"):
+            result = evaluate_file(
+                settings=settings,
+                models=models,
+                dataset=dataset,
+                out_dir=out_dir,
+                limit=limit,
+                generations=generations,
+            )
+    except DatasetError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    for name, metrics in result.models.items():
+        console.print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+    console.print(f"report: {result.html_path} ({result.json_path.name})")

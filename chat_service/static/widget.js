@@ -395,7 +395,12 @@
     ws.onopen = () => {
       retry = 0;
       banner.hidden = true;
-      send({ type: "hello", visitor_token: stored.visitor || null, customer_token: customerToken });
+      send({
+        type: "hello",
+        visitor_token: stored.visitor || null,
+        customer_token: customerToken,
+        language: navigator.language || null,
+      });
       for (const [clientId, item] of unacked) send({ type: "message", client_id: clientId, text: item.text });
     };
     ws.onmessage = (event) => {

@@ -17,6 +17,7 @@ def customer_for_identity(
     verified: bool,
     display_name: str = "",
     email: str | None = None,
+    tier: str | None = None,
 ) -> Customer:
     """The customer behind (source, external_id), created on first sight. A verified identity
     marks the customer verified and refreshes the name and email the tenant vouched for."""
@@ -56,5 +57,6 @@ def customer_for_identity(
         customer.verified = True
         customer.display_name = display_name or customer.display_name
         customer.email = email or customer.email
+        customer.tier = tier or customer.tier
         session.add(customer)
     return customer

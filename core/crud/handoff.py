@@ -133,7 +133,8 @@ def rate_bot_message(
     if rating not in (-1, 1):
         raise FeedbackError("rating must be 1 (up) or -1 (down)")
     message.customer_rating = rating
-    session.add(message)
+    conversation.updated_at = utcnow()  # analytics refresh picks changed conversations up
+    session.add_all([message, conversation])
     return message
 
 
@@ -143,6 +144,7 @@ def set_csat(*, session: Session, conversation: Conversation, score: int) -> Non
     if not 1 <= score <= 5:
         raise FeedbackError("CSAT score must be 1 to 5")
     conversation.csat = score
+    conversation.updated_at = utcnow()
     session.add(conversation)
 
 

@@ -102,6 +102,10 @@ def decide_suggestion(
     suggestion.reviewer = reviewer
     suggestion.reviewed_at = utcnow()
     session.add(suggestion)
+    conversation = session.get(Conversation, suggestion.conversation_id)
+    if conversation is not None:  # analytics refresh picks changed conversations up
+        conversation.updated_at = utcnow()
+        session.add(conversation)
     return suggestion, sent
 
 

@@ -2,6 +2,12 @@
 
 from core.models.adapters import AdapterLineage, AdapterVersion, TrainingRun
 from core.models.agents import Agent, AgentSession
+from core.models.analytics import (
+    BASE_MODEL_KEY,
+    NO_BOT_KEY,
+    ConversationFact,
+    OutcomeRollup,
+)
 from core.models.conversations import (
     NATIVE_SOURCE,
     Conversation,
@@ -25,6 +31,10 @@ from core.models.types import UTCDateTime, utcnow
 from core.models.webhooks import WebhookEvent
 
 __all__ = [
+    "BASE_MODEL_KEY",
+    "NO_BOT_KEY",
+    "ConversationFact",
+    "OutcomeRollup",
     "NATIVE_SOURCE",
     "AdapterLineage",
     "Agent",

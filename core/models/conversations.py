@@ -22,6 +22,8 @@ class Customer(SQLModel, table=True):
     # conversations may train the model without extra review.
     verified: bool = False
     blocked: bool = False
+    # The tenant's own customer tier (from its signed customer token), for segment analytics.
+    tier: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -54,6 +56,8 @@ class Conversation(SQLModel, table=True):
         default=None, foreign_key="customer.id", ondelete="SET NULL", index=True
     )
     channel: str = Field(default="widget", max_length=32)
+    # BCP 47 language the customer's browser reported (e.g. "de-DE"), for segment analytics.
+    language: str | None = Field(default=None, max_length=16)
     source: str = Field(default=NATIVE_SOURCE, max_length=32)
     external_id: str | None = Field(default=None, max_length=200)
     subject: str = Field(default="", max_length=500)

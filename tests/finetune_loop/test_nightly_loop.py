@@ -30,6 +30,7 @@ from sqlmodel import col, select
 import finetune_loop.run as loop_run
 from chat_service.engine.embedded import EmbeddedEngine
 from connectors.file_import import import_file
+from core.base_model import load_base
 from core.chat_format import Turn
 from core.crud.adapters import switch_active
 from core.db import create_db_engine, session_scope
@@ -39,7 +40,6 @@ from core.settings import Settings
 from eval.metrics import generate
 from finetune_loop.privacy import forget_customer
 from finetune_loop.run import RunOutcome, run_once, tenant_dir
-from finetune_loop.trainer import load_base
 from tests.chat_service.swap_helpers import ask
 from tests.conftest import MODEL_DIR, free_port, make_settings, running_server
 from tests.factories import make_tenant
