@@ -17,6 +17,7 @@ COPY chat_service chat_service
 COPY finetune_loop finetune_loop
 COPY connectors connectors
 COPY eval eval
+COPY analytics analytics
 COPY supportloop supportloop
 RUN pip install .
 

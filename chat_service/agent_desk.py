@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from chat_service.frames import message_frame, suggestion_frame
 from chat_service.handoff import HANDED_BACK, RESOLVED, agent_joined
 from chat_service.services import Services
+from chat_service.telemetry import CHAT_MESSAGES
 from core.crud import handoff
 from core.crud.conversations import append_message, require_conversation
 from core.crud.suggestions import (
@@ -67,6 +68,8 @@ async def send_agent_message(
             return message, created, settled
 
     message, created, settled = await run_in_threadpool(store)
+    if created and not internal_note:
+        CHAT_MESSAGES.labels(Role.AGENT).inc()
     if created:
         services.hub.publish(
             tenant_id, conversation_id, message_frame(message), customer_visible=not internal_note

@@ -21,6 +21,7 @@ from chat_service.rate_limit import RateLimiter
 from chat_service.responder import Responder
 from chat_service.secret_key import load_secret_key
 from chat_service.services import Services
+from chat_service.telemetry import count_requests
 from core.crud.tenants import create_tenant, get_tenant_by_slug
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         summary="Self-hosted support chatbot that learns from its own conversations.",
         lifespan=lifespan,
     )
+    app.middleware("http")(count_requests)
     for module in (health, tenants, conversations, adapters_api, chat_ws, widget, console):
         app.include_router(module.router)
     return app

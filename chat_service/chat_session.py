@@ -45,6 +45,7 @@ from chat_service.identity import (
     verify_visitor_token,
 )
 from chat_service.services import Services
+from chat_service.telemetry import CHAT_MESSAGES, CONNECTIONS
 from core.crud.conversations import (
     append_message,
     create_anonymous_customer,
@@ -76,6 +77,13 @@ class ChatSession:
         self._connection_key = uuid.uuid4().hex  # this connection's rate-limit bucket
 
     async def run(self, conversation: Conversation | None, last_seq: int) -> None:
+        CONNECTIONS.labels("widget").inc()
+        try:
+            await self._run(conversation, last_seq)
+        finally:
+            CONNECTIONS.labels("widget").dec()
+
+    async def _run(self, conversation: Conversation | None, last_seq: int) -> None:
         with self._subscriptions:
             if conversation is not None:
                 assert conversation.id is not None
@@ -218,6 +226,7 @@ class ChatSession:
         )
         if not created:
             return
+        CHAT_MESSAGES.labels(Role.CUSTOMER).inc()
         self._services.hub.publish(
             self._tenant_id, conversation_id, message_frame(message, client_id=frame.client_id)
         )

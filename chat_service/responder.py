@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,13 @@ from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.prompts import build_prompt
+from chat_service.telemetry import (
+    CHAT_MESSAGES,
+    REPLIES,
+    REPLY_STREAM_SECONDS,
+    REPLY_TOKENS,
+    TTFT,
+)
 from core.crud.conversations import (
     append_message,
     get_conversation,
@@ -111,6 +119,7 @@ class Responder:
                 del self._tasks[conversation_id]
 
     async def _reply_once(self, tenant_id: int, conversation_id: int) -> None:
+        scheduled = time.perf_counter()
         plan = await run_in_threadpool(
             self._plan_reply, tenant_id, conversation_id, set(self._adapters.loaded)
         )
@@ -136,6 +145,8 @@ class Responder:
             max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
         )
         pieces: list[str] = []
+        kind = "suggestion" if plan.suggest else "reply"
+        first_at = 0.0
         try:
             # The lease keeps this adapter loaded until the reply ends, even if a new version
             # is activated meanwhile: a reply finishes on the adapter it began with.
@@ -143,9 +154,14 @@ class Responder:
                 async for piece in self._engine.stream_chat(
                     plan.prompt, adapter=plan.adapter_name, params=params
                 ):
+                    if not pieces:
+                        first_at = time.perf_counter()
+                        TTFT.observe(first_at - scheduled)
                     pieces.append(piece)
+                    REPLY_TOKENS.inc()
                     publish({"type": "delta", "reply_id": reply_id, "text": piece})
         except EngineError:
+            REPLIES.labels(kind, "failed").inc()
             log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
             publish(
                 error_frame(
@@ -158,13 +174,17 @@ class Responder:
             if visible:
                 await self._handoff.failed_answer(tenant_id, conversation_id)
             return
+        if pieces:
+            REPLY_STREAM_SECONDS.inc(time.perf_counter() - first_at)
         text = "".join(pieces).strip()
         if not text:
+            REPLIES.labels(kind, "empty").inc()
             log.warning("empty reply discarded (%s)", context)
             publish(error_frame("reply_empty", "The assistant had no answer.", reply_id=reply_id))
             if visible:
                 await self._handoff.failed_answer(tenant_id, conversation_id)
             return
+        REPLIES.labels(kind, "ok").inc()
         if plan.suggest:
             suggestion = await run_in_threadpool(
                 self._store_suggestion, tenant_id, conversation_id, plan, text
@@ -175,6 +195,7 @@ class Responder:
         message = await run_in_threadpool(
             self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id
         )
+        CHAT_MESSAGES.labels(Role.BOT).inc()
         publish(message_frame(message, reply_id=reply_id))
         log.info("replied (%s seq=%s chars=%d)", context, message.seq, len(text))
 

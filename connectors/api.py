@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request
@@ -9,8 +10,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine as DbEngine
 from starlette.concurrency import run_in_threadpool
 
+from connectors.telemetry import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from connectors.webhook_spec import Delivery
-from connectors.webhooks import receive
+from connectors.webhooks import PROVIDERS, receive
 from core.settings import Settings
 
 
@@ -28,9 +30,13 @@ def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRou
             method=request.method,
             url=str(request.url),
         )
+        started = time.perf_counter()
         outcome = await run_in_threadpool(
             lambda: receive(db=get_db(), settings=settings, delivery=delivery)
         )
+        label = provider if provider in PROVIDERS else "unknown"  # bounded label values
+        WEBHOOK_DELIVERIES.labels(label, str(outcome.status_code)).inc()
+        WEBHOOK_SECONDS.labels(label).observe(time.perf_counter() - started)
         if outcome.xml is not None:
             return Response(outcome.xml, status_code=outcome.status_code, media_type="text/xml")
         return JSONResponse(outcome.body, status_code=outcome.status_code)

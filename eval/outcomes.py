@@ -60,6 +60,7 @@ from core.models import (
     Suggestion,
     SuggestionStatus,
     SyncCursor,
+    Tenant,
     utcnow,
 )
 from eval.classification import ClassificationReport, report_from_counts
@@ -67,7 +68,7 @@ from eval.classification import ClassificationReport, report_from_counts
 WATERMARK_PROVIDER = "analytics"
 OVERLAP = timedelta(seconds=5)  # commits land slightly out of updated_at order
 # Histogram bounds in seconds for first-response and handle times (the last bucket is open).
-TIME_BOUNDS = (5, 15, 30, 60, 120, 300, 900, 3600, 14400, 86400)
+TIME_BOUNDS = (5, 15, 30, 60, 120, 300, 900, 3600, 14400, 86400, 259200, 604800)
 HANDOFF_NOTICES = ("notice:escalated", "notice:agent_joined")
 SEGMENTS = ("channel", "language", "tier", "verified")
 
@@ -271,6 +272,9 @@ def refresh_outcomes(
 ) -> int:
     """Fold every conversation changed since the last refresh into the rollups; returns how
     many were (re)computed."""
+    # One refresher per tenant at a time: the tenant row lock serialises them on PostgreSQL
+    # (SQLite's BEGIN IMMEDIATE already does), so no change is ever folded in twice.
+    session.exec(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()).first()
     cursor = session.exec(
         select(SyncCursor).where(
             SyncCursor.tenant_id == tenant_id, SyncCursor.provider == WATERMARK_PROVIDER
@@ -326,8 +330,8 @@ def rebuild_outcomes(*, session: Session, tenant_id: int, followup_window: timed
 
 
 def _percentile(sums: Measures, prefix: str, q: float) -> float | None:
-    """Upper bound of the histogram bucket holding the q-quantile (None: no data; inf: above
-    the last bound)."""
+    """Upper bound of the histogram bucket holding the q-quantile (None: no data). Beyond the
+    last bound (a week) it reads as that bound: a lower limit, but a JSON-safe number."""
     count = sums.get(f"{prefix}_count", 0)
     if not count:
         return None
@@ -335,8 +339,8 @@ def _percentile(sums: Measures, prefix: str, q: float) -> float | None:
     for index in range(len(TIME_BOUNDS) + 1):
         seen += sums.get(f"{prefix}_h{index}", 0)
         if seen >= q * count:
-            return float(TIME_BOUNDS[index]) if index < len(TIME_BOUNDS) else float("inf")
-    return float("inf")
+            return float(TIME_BOUNDS[min(index, len(TIME_BOUNDS) - 1)])
+    return float(TIME_BOUNDS[-1])
 
 
 def _share(numerator: float, denominator: float) -> float | None:

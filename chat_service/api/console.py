@@ -40,6 +40,7 @@ from chat_service.deps import ServicesDep
 from chat_service.frames import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER
 from chat_service.hub import Subscription
 from chat_service.schemas import MessagePublic
+from chat_service.telemetry import CONNECTIONS
 from core.crud.agents import authenticate_agent, end_agent_session, start_agent_session
 from core.crud.conversations import (
     ConversationNotFoundError,
@@ -377,6 +378,7 @@ async def console_socket(websocket: WebSocket) -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass  # the console sends nothing; its actions go through the JSON API
 
+    CONNECTIONS.labels("console").inc()
     with services.hub.subscribe_tenant(agent.tenant_id, subscription):
         await websocket.send_json({"type": "ready"})
         tasks = {asyncio.create_task(forward()), asyncio.create_task(until_closed())}
@@ -384,3 +386,4 @@ async def console_socket(websocket: WebSocket) -> None:
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    CONNECTIONS.labels("console").dec()
