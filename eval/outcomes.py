@@ -179,32 +179,49 @@ def conversation_facts(
 # -- keeping rollups current ----------------------------------------------------------------
 
 
-def _add(session: Session, tenant_id: int, bucket: Bucket, measures: Measures, sign: int) -> None:
-    row = session.exec(
-        select(OutcomeRollup).where(
-            OutcomeRollup.tenant_id == tenant_id,
-            OutcomeRollup.day == bucket.day,
-            OutcomeRollup.adapter_key == bucket.adapter_key,
-            OutcomeRollup.channel == bucket.channel,
-            OutcomeRollup.language == bucket.language,
-            OutcomeRollup.tier == bucket.tier,
-            OutcomeRollup.verified == bucket.verified,
-        )
-    ).first()
-    if row is None:
-        row = OutcomeRollup(tenant_id=tenant_id, **bucket.__dict__, sums={})
-    sums = dict(row.sums)
-    for key, value in measures.items():
-        sums[key] = sums.get(key, 0) + sign * value
-        if abs(sums[key]) < 1e-9:
-            del sums[key]
-    if not sums.get("conversations"):
-        if row.id is not None:
-            session.delete(row)
-        return
-    row.sums = sums  # a new dict: JSON columns only notice reassignment
-    session.add(row)
-    session.flush()
+class _Rollups:
+    """The rollup rows one refresh touches, looked up once each."""
+
+    def __init__(self, session: Session, tenant_id: int) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+        self._rows: dict[Bucket, OutcomeRollup] = {}
+
+    def _row(self, bucket: Bucket) -> OutcomeRollup:
+        row = self._rows.get(bucket)
+        if row is None:
+            row = self._session.exec(
+                select(OutcomeRollup).where(
+                    OutcomeRollup.tenant_id == self._tenant_id,
+                    OutcomeRollup.day == bucket.day,
+                    OutcomeRollup.adapter_key == bucket.adapter_key,
+                    OutcomeRollup.channel == bucket.channel,
+                    OutcomeRollup.language == bucket.language,
+                    OutcomeRollup.tier == bucket.tier,
+                    OutcomeRollup.verified == bucket.verified,
+                )
+            ).first() or OutcomeRollup(tenant_id=self._tenant_id, **bucket.__dict__, sums={})
+            self._rows[bucket] = row
+        return row
+
+    def add(self, bucket: Bucket, measures: Measures, sign: int) -> None:
+        row = self._row(bucket)
+        sums = dict(row.sums)
+        for key, value in measures.items():
+            sums[key] = sums.get(key, 0) + sign * value
+            if abs(sums[key]) < 1e-9:
+                del sums[key]
+        row.sums = sums  # a new dict: JSON columns only notice reassignment
+
+    def flush(self) -> None:
+        """Write the touched rows; empty buckets are deleted."""
+        for row in self._rows.values():
+            if row.sums.get("conversations"):
+                self._session.add(row)
+            elif row.id is not None:
+                self._session.delete(row)
+        self._session.flush()
+        self._rows.clear()
 
 
 def _fold(
@@ -212,6 +229,7 @@ def _fold(
     tenant_id: int,
     conversations: list[Conversation],
     followup_window: timedelta,
+    totals: _Rollups,
 ) -> None:
     ids = [c.id for c in conversations if c.id is not None]
     messages: defaultdict[int, list[Message]] = defaultdict(list)
@@ -247,15 +265,15 @@ def _fold(
         )
         fact = old_facts.get(conversation.id)
         if fact is not None:
-            _add(session, tenant_id, Bucket.from_json(fact.bucket), fact.measures, -1)
+            totals.add(Bucket.from_json(fact.bucket), fact.measures, -1)
         else:
             fact = ConversationFact(conversation_id=conversation.id, tenant_id=tenant_id)
-        _add(session, tenant_id, bucket, measures, +1)
+        totals.add(bucket, measures, +1)
         fact.bucket, fact.measures, fact.computed_at = bucket.as_json(), measures, utcnow()
         session.add(fact)
 
 
-def _forget_erased(session: Session, tenant_id: int) -> None:
+def _forget_erased(session: Session, tenant_id: int, totals: _Rollups) -> None:
     """Facts whose conversation was deleted (erasure) still hold a contribution: take it out."""
     orphans = session.exec(
         select(ConversationFact).where(
@@ -263,7 +281,7 @@ def _forget_erased(session: Session, tenant_id: int) -> None:
         )
     ).all()
     for fact in orphans:
-        _add(session, tenant_id, Bucket.from_json(fact.bucket), fact.measures, -1)
+        totals.add(Bucket.from_json(fact.bucket), fact.measures, -1)
         session.delete(fact)
 
 
@@ -281,7 +299,8 @@ def refresh_outcomes(
         )
     ).first()
     mark = datetime.fromisoformat(json.loads(cursor.cursor)["updated_at"]) if cursor else None
-    _forget_erased(session, tenant_id)
+    totals = _Rollups(session, tenant_id)
+    _forget_erased(session, tenant_id, totals)
     done = 0
     newest = mark
     last_id = 0
@@ -299,11 +318,13 @@ def refresh_outcomes(
         )
         if not page:
             break
-        _fold(session, tenant_id, page, followup_window)
+        _fold(session, tenant_id, page, followup_window, totals)
+        totals.flush()
         done += len(page)
         last_id = page[-1].id or last_id
         page_newest = max(c.updated_at for c in page)
         newest = page_newest if newest is None else max(newest, page_newest)
+    totals.flush()
     if newest is not None:
         value = json.dumps({"updated_at": newest.isoformat()})
         if cursor is None:

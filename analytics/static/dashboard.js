@@ -35,7 +35,11 @@
     const W = 440, H = 180, L = 40, B = 24, T = 10;
     const days = [...new Set(data.daily_by_adapter.map((r) => r.day))].sort();
     const times = days.map((d) => Date.parse(d));
-    const t0 = Math.min(...times, Date.parse(data.since)), t1 = Math.max(...times, Date.now());
+    // The x axis spans the data and the switch points (not the whole period, which may be
+    // mostly empty), with a day of margin on each side.
+    const marks = data.switches.map((s) => Date.parse(s.at));
+    const DAY = 86400000;
+    const t0 = Math.min(...times, ...marks) - DAY, t1 = Math.max(...times, ...marks) + DAY;
     const values = data.daily_by_adapter.map((r) => r[metric]).filter((v) => typeof v === "number" && isFinite(v));
     const top = kind === "share" ? 1 : kind === "csat" ? 5 : Math.max(1, ...values) * 1.1;
     const bottom = kind === "csat" ? 1 : 0;
@@ -43,16 +47,18 @@
     const y = (v) => T + (1 - (v - bottom) / (top - bottom)) * (H - T - B);
     const figure = el("figure");
     figure.append(el("figcaption", title));
-    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", "aria-label": title });
+    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": title });
     root.append(svg("line", { x1: L, y1: y(bottom), x2: W - 10, y2: y(bottom), stroke: "#94a3b8" }));
     root.append(svg("text", { x: 2, y: y(top) + 4, "font-size": 10 }, fmt(top)));
     root.append(svg("text", { x: 2, y: y(bottom), "font-size": 10 }, fmt(bottom)));
-    root.append(svg("text", { x: L, y: H - 6, "font-size": 10 }, data.since));
-    for (const s of data.switches) {  // version switch points
+    const day = (t) => new Date(t).toISOString().slice(0, 10);
+    root.append(svg("text", { x: L, y: H - 6, "font-size": 10 }, day(t0 + DAY)));
+    root.append(svg("text", { x: W - 80, y: H - 6, "font-size": 10 }, day(t1 - DAY)));
+    data.switches.forEach((s, i) => {  // version switch points, labels staggered
       const xs = x(Date.parse(s.at));
       root.append(svg("line", { x1: xs, y1: T, x2: xs, y2: y(bottom), stroke: "#475569", "stroke-dasharray": "4 3" }));
-      root.append(svg("text", { x: xs + 2, y: T + 9, "font-size": 9, fill: "#475569" }, `→ ${s.adapter}`));
-    }
+      root.append(svg("text", { x: xs + 2, y: T + 9 + 11 * (i % 3), "font-size": 9, fill: "#475569" }, `→ ${s.adapter}`));
+    });
     const series = {};
     for (const r of data.daily_by_adapter) {
       if (typeof r[metric] !== "number" || !isFinite(r[metric])) continue;
