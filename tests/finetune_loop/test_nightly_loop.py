@@ -168,7 +168,9 @@ def test_the_candidate_beats_the_base_model_passes_the_gate_and_is_published(wor
     assert not list(Path(version.path).glob("*.bin")) and not list(Path(version.path).glob("*.pt"))
     report = json.loads((outcome.report.with_suffix(".json")).read_text())  # type: ignore[union-attr]
     assert report["decision"]["verdict"] == "promote"
-    assert "<img" in outcome.report.read_text()  # type: ignore[union-attr]
+    assert report["drift"] == []  # segment drift of the serving adapter: nothing serves yet
+    page = outcome.report.read_text()  # type: ignore[union-attr]
+    assert "<img" in page and "Segments worse since the last switch" in page
     with session_scope(world.db) as session:
         run = session.get(TrainingRun, outcome.run_id)
         assert run is not None and run.dataset_card["new_examples"] >= 24
