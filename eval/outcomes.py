@@ -45,8 +45,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, delete, select
 
+from core.db import session_scope
 from core.models import (
     BASE_MODEL_KEY,
     NO_BOT_KEY,
@@ -63,6 +65,7 @@ from core.models import (
     Tenant,
     utcnow,
 )
+from core.settings import Settings
 from eval.classification import ClassificationReport, report_from_counts
 
 WATERMARK_PROVIDER = "analytics"
@@ -332,6 +335,16 @@ def refresh_outcomes(
         cursor.cursor, cursor.updated_at = value, utcnow()
         session.add(cursor)
     return done
+
+
+def refresh_tenant(db: DbEngine, tenant_id: int, settings: Settings) -> int:
+    """refresh_outcomes in its own transaction, with the configured follow-up window."""
+    with session_scope(db) as session:
+        return refresh_outcomes(
+            session=session,
+            tenant_id=tenant_id,
+            followup_window=timedelta(hours=settings.analytics_followup_window_h),
+        )
 
 
 def rebuild_outcomes(*, session: Session, tenant_id: int, followup_window: timedelta) -> int:

@@ -18,7 +18,7 @@ import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from core.models import AdapterVersion, Tenant, TrainingRun, TrainingRunStatus, 
 from core.settings import Settings
 from eval.drift import tenant_drift
 from eval.metrics import prompts_and_references, score, using
-from eval.outcomes import refresh_outcomes
+from eval.outcomes import refresh_tenant
 from eval.report import write_report
 from finetune_loop.dataset import Dataset, Example, build_dataset, example_to_json
 from finetune_loop.gate import decide
@@ -230,12 +230,7 @@ def evaluate(
 
 def _segment_drift(db: DbEngine, settings: Settings, tenant_id: int) -> list[str]:
     """How the serving adapter does per segment in production, for the nightly report."""
-    with session_scope(db) as session:
-        refresh_outcomes(
-            session=session,
-            tenant_id=tenant_id,
-            followup_window=timedelta(hours=settings.analytics_followup_window_h),
-        )
+    refresh_tenant(db, tenant_id, settings)
     with session_scope(db) as session:
         tenant = session.get(Tenant, tenant_id)
         assert tenant is not None

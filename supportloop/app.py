@@ -9,7 +9,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Response
@@ -27,7 +26,7 @@ from connectors.webhooks import retry_due
 from core.db import session_scope
 from core.models import Tenant
 from core.settings import Settings
-from eval.outcomes import refresh_outcomes
+from eval.outcomes import refresh_tenant
 from supportloop.metrics import metrics_text
 
 log = logging.getLogger(__name__)
@@ -39,12 +38,10 @@ def agents_tenant(agent: Annotated[AgentContext, Depends(current_agent)]) -> int
 
 
 def refresh_all_tenants(db: DbEngine, settings: Settings) -> None:
-    window = timedelta(hours=settings.analytics_followup_window_h)
     with session_scope(db) as session:
         tenant_ids = [t for t in session.exec(select(Tenant.id)) if t is not None]
     for tenant_id in tenant_ids:
-        with session_scope(db) as session:
-            refresh_outcomes(session=session, tenant_id=tenant_id, followup_window=window)
+        refresh_tenant(db, tenant_id, settings)
 
 
 def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def make_random_adapter(model_dir: Path, out_dir: Path, *, seed: int, rank: int = 8) -> Path:
@@ -156,3 +157,23 @@ def cached_phrase_adapter(
         shutil.rmtree(path, ignore_errors=True)
         staging.rename(path)
     return path
+
+
+def register_random_adapter(
+    session: Any, model_dir: Path, out_dir: Path, *, tenant_id: int, name: str, seed: int
+) -> Any:
+    """A real random LoRA, registered for the tenant (not activated)."""
+    from core.adapter_files import adapter_digest
+    from core.crud.adapters import register_adapter
+
+    path = make_random_adapter(model_dir, out_dir / name, seed=seed)
+    version = register_adapter(
+        session=session,
+        tenant_id=tenant_id,
+        name=name,
+        path=str(path),
+        base_model="smollm2",
+        sha256=adapter_digest(path),
+    )
+    session.flush()
+    return version

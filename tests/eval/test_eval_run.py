@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.adapter_files import adapter_digest
-from core.crud.adapters import register_adapter, switch_active
+from core.crud.adapters import switch_active
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from supportloop.cli import app as cli
-from tests.adapters import make_random_adapter
+from tests.adapters import register_random_adapter
 from tests.factories import make_tenant
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "coffee-orders"
@@ -36,16 +35,9 @@ def test_the_report_compares_an_adapter_with_the_active_one_and_the_base(
     assert tenant.id is not None
     with session_scope(db) as session:
         for name, seed in (("acme-live", 1), ("acme-next", 2)):
-            path = make_random_adapter(model_dir, tmp_path / name, seed=seed)
-            version = register_adapter(
-                session=session,
-                tenant_id=tenant.id,
-                name=name,
-                path=str(path),
-                base_model="smollm2",
-                sha256=adapter_digest(path),
+            version = register_random_adapter(
+                session, model_dir, tmp_path, tenant_id=tenant.id, name=name, seed=seed
             )
-            session.flush()
             if name == "acme-live":
                 switch_active(session=session, tenant_id=tenant.id, adapter_id=version.id)  # type: ignore[arg-type]
     for key, value in {

@@ -12,13 +12,12 @@ import pytest
 
 from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
-from core.adapter_files import adapter_digest
-from core.crud.adapters import register_adapter, switch_active
+from core.crud.adapters import switch_active
 from core.crud.conversations import append_message, start_conversation
 from core.db import session_scope
 from core.models import AdapterVersion, ConversationStatus, Role, utcnow
 from supportloop.app import build_app
-from tests.adapters import make_random_adapter
+from tests.adapters import register_random_adapter
 from tests.conftest import free_port
 from tests.ui.conftest import Site, screenshot, setup_tenant, sign_in, ui_settings
 
@@ -40,16 +39,9 @@ def history(server: BackgroundServer, site: Site, tmp_path: Path, model_dir: Pat
     with session_scope(server.app.state.services.db) as session:
         for n, days_ago in ((1, 10), (2, 5)):
             name = f"acme-dash-v{n}-{now.timestamp():.0f}"
-            path = make_random_adapter(model_dir, tmp_path / name, seed=n)
-            version = register_adapter(
-                session=session,
-                tenant_id=tenant.id,
-                name=name,
-                path=str(path),
-                base_model="smollm2",
-                sha256=adapter_digest(path),
+            version = register_random_adapter(
+                session, model_dir, tmp_path, tenant_id=tenant.id, name=name, seed=n
             )
-            session.flush()
             assert version.id is not None
             switch_active(session=session, tenant_id=tenant.id, adapter_id=version.id)
             version.activated_at = now - timedelta(days=days_ago)
