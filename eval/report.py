@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-LOWER_IS_BETTER = {"loss", "perplexity", "canary_leaks"}
+LOWER_IS_BETTER = {"loss", "perplexity", "canary_leaks", "refusal_rate"}
 
 
 def _plot(models: dict[str, dict[str, float]]) -> str:
@@ -19,17 +19,21 @@ def _plot(models: dict[str, dict[str, float]]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = ["loss", "rouge_l", "bleu"]
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
-    for axis, metric in zip(axes, metrics, strict=True):
+    wanted = ["loss", "rouge_l", "bleu", "reply_chars", "refusal_rate"]
+    metrics = [m for m in wanted if any(m in scores for scores in models.values())]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
         names = list(models)
         axis.bar(
             names,
             [models[n].get(metric, 0.0) for n in names],
             color=["#888", "#4a7", "#37c"][: len(names)],
         )
-        better = "lower" if metric in LOWER_IS_BETTER else "higher"
-        axis.set_title(f"{metric} ({better} is better)")
+        if metric == "reply_chars":  # neither direction is better: compare with the agents'
+            axis.set_title("reply length (chars)")
+        else:
+            better = "lower" if metric in LOWER_IS_BETTER else "higher"
+            axis.set_title(f"{metric} ({better} is better)")
         axis.tick_params(axis="x", labelrotation=15)
     figure.tight_layout()
     buffer = io.BytesIO()
