@@ -152,7 +152,9 @@ class Settings(BaseSettings):
     widget_messages_per_minute: int = Field(
         20, ge=1, description="Customer messages per minute on one connection."
     )
-    widget_messages_per_minute_per_ip: int = Field(60, ge=1)
+    widget_messages_per_minute_per_ip: int = Field(
+        120, ge=1, description="Per client IP (several customers may share one office NAT)."
+    )
     widget_messages_per_minute_per_tenant: int = Field(1200, ge=1)
 
     # The nightly LoRA loop (finetune_loop/, eval/). Defaults suit a few hundred conversations.

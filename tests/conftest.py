@@ -104,6 +104,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "demo_tenant": "",
         "max_new_tokens": 12,
         "temperature": 0.0,
+        # Every test client comes from 127.0.0.1: the per-IP limit would make the load tests
+        # about rate limiting (tests/chat_service/test_rate_limits.py covers it on its own).
+        "widget_messages_per_minute_per_ip": 100_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
