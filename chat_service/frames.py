@@ -120,6 +120,7 @@ def message_frame(message: Message, **extra: Any) -> dict[str, Any]:
         "role": message.role,
         "text": message.text,
         "author": message.author,
+        "internal_note": message.internal_note,  # only consoles ever receive notes
         "created_at": message.created_at.isoformat(),
         **extra,
     }

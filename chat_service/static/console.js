@@ -68,6 +68,23 @@
     }
   }
 
+  /** Keep the list current from the event itself; only an unknown conversation is fetched. */
+  function touchSummary(event) {
+    const c = conversations.get(event.conversation_id);
+    if (!c) { refreshSummary(event.conversation_id); return; }
+    if (event.type === "message" && !event.internal_note) {
+      c.preview = event.text;
+      c.preview_role = event.role;
+      c.updated_at = new Date().toISOString();
+    }
+    if (event.type === "status") {
+      c.status = event.status;
+      c.assigned_agent = event.assigned_agent;
+      c.needs_human = event.status === "escalated" && !event.assigned_agent;
+    }
+    renderList();
+  }
+
   async function refreshSummary(id) {
     const detail = await api("GET", `/console/api/conversations/${id}`);
     conversations.set(id, detail.conversation);
@@ -164,7 +181,7 @@
     const id = event.conversation_id;
     if (event.type === "ready") { $("#live").textContent = "live"; return; }
     if (id === undefined) return;
-    if (["message", "status"].includes(event.type)) refreshSummary(id);
+    if (["message", "status"].includes(event.type)) touchSummary(event);
     if (event.type === "reply_start" && event.suggestion) drafts.add(event.reply_id);
     if (!current || current.id !== id) return;
     if (event.type === "message") addMessage(event);

@@ -30,10 +30,11 @@ ARTIFACTS = REPO_ROOT / "var" / "test-artifacts" / "screenshots"
 AGENT_EMAIL, AGENT_PASSWORD, AGENT_NAME = "dana@acme.test", "correct horse battery", "Dana"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(engine: EmbeddedEngine) -> Iterator[Any]:
-    """Depends on the engine so the engine starts first: it starts with asyncio.run, which
-    cannot run inside the event loop sync Playwright keeps on this thread."""
+    """Sync Playwright keeps an event loop running on this thread while it is open, so no
+    asyncio test can run meanwhile: the browser lives for one module only (a second to start),
+    and depends on the engine so that the engine (started with asyncio.run) is up first."""
     if not CHROMIUM.exists():
         message = "Debian's chromium is not installed (make test installs it)"
         if os.environ.get("CI"):
