@@ -92,6 +92,20 @@ def console_script() -> Response:
 def login(body: Login, request: Request, response: Response, services: ServicesDep) -> Me:
     if not same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="cross-site sign-in refused")
+    # Password guessing: a few attempts a minute per account and per client address.
+    client = request.client.host if request.client else "unknown"
+    wait = services.rate_limiter.take(
+        [
+            ("login-account", f"{body.tenant.strip().lower()}/{body.email.strip().lower()}", 5),
+            ("login-ip", client, 20),
+        ]
+    )
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"too many sign-in attempts; try again in {wait:.0f} s",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
     with session_scope(services.db) as session:
         tenant = get_tenant_by_slug(session=session, slug=body.tenant.strip().lower())
         agent = None

@@ -103,6 +103,14 @@ def test_wrong_credentials_get_one_answer_that_reveals_nothing(
     assert "set-cookie" not in response.headers
 
 
+def test_password_guessing_is_slowed_down_per_account(live: BackgroundServer) -> None:
+    answers = [login(live, "acme", "wrong password!").status_code for _ in range(6)]
+    assert answers == [401] * 5 + [429]
+    refused = login(live, "acme")  # even the right password waits now
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert login(live, "globex").status_code == 200  # other accounts are unaffected
+
+
 def test_state_changes_need_the_csrf_token_and_the_consoles_own_origin(
     live: BackgroundServer,
 ) -> None:
