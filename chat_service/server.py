@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import uvicorn
 from fastapi import FastAPI
 
+from chat_service import log_redaction
 from chat_service.app import create_app
 from core.settings import Settings
 
@@ -20,7 +21,7 @@ T = TypeVar("T")
 
 
 def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app or create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -30,6 +31,8 @@ def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Co
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
     )
+    log_redaction.install()  # after uvicorn configured its loggers
+    return config
 
 
 def serve(settings: Settings, app: FastAPI | None = None) -> None:
