@@ -25,24 +25,24 @@ from chat_service.frames import message_frame
 from chat_service.hub import ConversationHub
 from core.crud import handoff
 from core.crud.conversations import require_conversation
-from core.crud.handoff import Notice
+from core.crud.handoff import Notice, NoticeKey
 from core.db import session_scope
 from core.models import Conversation, Message, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ESCALATED = Notice("escalated", "A human agent will join this chat shortly.")
-HANDED_BACK = Notice("handed_back", "You are chatting with our assistant again.")
-RESOLVED = Notice("resolved", "This conversation is resolved. Thanks for contacting us!")
+ESCALATED = Notice(NoticeKey.ESCALATED, "A human agent will join this chat shortly.")
+HANDED_BACK = Notice(NoticeKey.HANDED_BACK, "You are chatting with our assistant again.")
+RESOLVED = Notice(NoticeKey.RESOLVED, "This conversation is resolved. Thanks for contacting us!")
 NO_AGENT = Notice(
-    "no_agent",
+    NoticeKey.NO_AGENT,
     "Sorry, nobody is available right now. Leave your email and we will get back to you.",
 )
 
 
 def agent_joined(agent: str) -> Notice:
-    return Notice("agent_joined", f"{agent} joined the chat.", arg=agent)
+    return Notice(NoticeKey.AGENT_JOINED, f"{agent} joined the chat.", arg=agent)
 
 
 def keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
@@ -112,7 +112,8 @@ class Handoff:
         )
 
     async def failed_answer(self, tenant_id: int, conversation_id: int) -> None:
-        """Count a failed or rated-down answer; enough in a row escalate."""
+        """Count a failed or rated-down answer; enough since a human last took or handed back
+        the conversation escalate."""
         limit = self._settings.handoff_after_failed_answers
 
         def act(session: Session, conversation: Conversation) -> Message | None:

@@ -129,9 +129,17 @@ class Responder:
         context = f"tenant={tenant_id} conversation={conversation_id} reply={reply_id}"
         # A draft for an agent (assist mode) is composed out of the customer's sight.
         visible = not plan.suggest
+        kind = "suggestion" if plan.suggest else "reply"
 
         def publish(event: dict[str, Any]) -> None:
             self._hub.publish(tenant_id, conversation_id, event, customer_visible=visible)
+
+        async def fail(outcome: str, code: str, detail: str) -> None:
+            """No reply after all: say so, and count a failed answer towards a handoff."""
+            REPLIES.labels(kind, outcome).inc()
+            publish(error_frame(code, detail, reply_id=reply_id))
+            if visible:
+                await self._handoff.failed_answer(tenant_id, conversation_id)
 
         publish(
             {
@@ -145,7 +153,6 @@ class Responder:
             max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
         )
         pieces: list[str] = []
-        kind = "suggestion" if plan.suggest else "reply"
         first_at = 0.0
         try:
             # The lease keeps this adapter loaded until the reply ends, even if a new version
@@ -161,28 +168,20 @@ class Responder:
                     REPLY_TOKENS.inc()
                     publish({"type": "delta", "reply_id": reply_id, "text": piece})
         except EngineError:
-            REPLIES.labels(kind, "failed").inc()
             log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
-            publish(
-                error_frame(
-                    "reply_failed",
-                    "The assistant could not answer just now. Your message is saved; "
-                    "please try again or ask for a human.",
-                    reply_id=reply_id,
-                )
+            await fail(
+                "failed",
+                "reply_failed",
+                "The assistant could not answer just now. Your message is saved; "
+                "please try again or ask for a human.",
             )
-            if visible:
-                await self._handoff.failed_answer(tenant_id, conversation_id)
             return
         if pieces:
             REPLY_STREAM_SECONDS.inc(time.perf_counter() - first_at)
         text = "".join(pieces).strip()
         if not text:
-            REPLIES.labels(kind, "empty").inc()
             log.warning("empty reply discarded (%s)", context)
-            publish(error_frame("reply_empty", "The assistant had no answer.", reply_id=reply_id))
-            if visible:
-                await self._handoff.failed_answer(tenant_id, conversation_id)
+            await fail("empty", "reply_empty", "The assistant had no answer.")
             return
         REPLIES.labels(kind, "ok").inc()
         if plan.suggest:

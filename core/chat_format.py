@@ -24,6 +24,20 @@ class Turn:
     train: bool = False  # loss on this turn (assistant turns only)
 
 
+def add_turn(turns: list[Turn], role: str, text: str, *, train: bool = False) -> None:
+    """Append a message as a turn; consecutive messages of one speaker become one turn (the
+    chat template alternates speakers). ``train`` counts only when a new turn starts."""
+    if turns and turns[-1].role == role:
+        turns[-1].text += "\n" + text
+    else:
+        turns.append(Turn(role, text, train=train))
+
+
+def has_target(turns: Sequence[Turn]) -> bool:
+    """A customer turn and at least one reply to learn or score."""
+    return any(t.train for t in turns) and any(t.role == "user" for t in turns)
+
+
 def _render(tokenizer: Any, turns: Sequence[Turn], generation_prompt: bool = False) -> str:
     rendered: str = tokenizer.apply_chat_template(
         [{"role": t.role, "content": t.text} for t in turns],

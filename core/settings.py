@@ -108,7 +108,10 @@ class Settings(BaseSettings):
         description="Customer words that escalate to a human (whole words, any case).",
     )
     handoff_after_failed_answers: int = Field(
-        2, ge=1, description="Failed or rated-down bot answers in a row that escalate."
+        2,
+        ge=1,
+        description="Failed or rated-down bot answers (counted since a human last took or "
+        "handed back the conversation) that escalate.",
     )
     handoff_timeout_s: float = Field(
         300.0, gt=0, description="Unclaimed escalations after this tell the customer."

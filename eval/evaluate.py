@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.base_model import load_base, pick_device
-from core.chat_format import Turn
+from core.chat_format import Turn, add_turn, has_target
 from core.settings import Settings
 from eval.metrics import prompts_and_references, score, using
 from eval.report import write_report
@@ -58,11 +58,8 @@ def read_conversations(path: Path, system_prompt: str, limit: int) -> list[list[
                 text = str(message.get("text") or "").strip()
                 if role is None or not text or message.get("internal_note"):
                     continue
-                if turns[-1].role == role:
-                    turns[-1].text += "\n" + text
-                else:
-                    turns.append(Turn(role, text, train=role == "assistant"))
-            if any(t.role == "user" for t in turns) and any(t.train for t in turns):
+                add_turn(turns, role, text, train=role == "assistant")
+            if has_target(turns):
                 found.append(turns)
     if not found:
         raise DatasetError(f"{path}: no conversation with a customer turn and a reply")

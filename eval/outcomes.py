@@ -48,6 +48,7 @@ from typing import Any
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, delete, select
 
+from core.crud.handoff import NoticeKey, notice_key
 from core.db import session_scope
 from core.models import (
     BASE_MODEL_KEY,
@@ -72,7 +73,6 @@ WATERMARK_PROVIDER = "analytics"
 OVERLAP = timedelta(seconds=5)  # commits land slightly out of updated_at order
 # Histogram bounds in seconds for first-response and handle times (the last bucket is open).
 TIME_BOUNDS = (5, 15, 30, 60, 120, 300, 900, 3600, 14400, 86400, 259200, 604800)
-HANDOFF_NOTICES = ("notice:escalated", "notice:agent_joined")
 SEGMENTS = ("channel", "language", "tier", "verified")
 
 Measures = dict[str, float]
@@ -112,12 +112,12 @@ def conversation_facts(
     customer_msgs = [m for m in visible if m.role == Role.CUSTOMER]
     bots = [m for m in visible if m.role == Role.BOT]
     agents = [m for m in visible if m.role == Role.AGENT]
-    notices = [m for m in visible if m.role == Role.SYSTEM and m.author]
-    handoff = any((m.author or "").startswith(HANDOFF_NOTICES) for m in notices)
-    rule_fired = any(m.author == "notice:escalated" for m in notices)
+    notices = [(notice_key(m), m.sent_at) for m in visible]
+    rule_fired = any(key == NoticeKey.ESCALATED for key, _ in notices)
+    handoff = rule_fired or any(key == NoticeKey.AGENT_JOINED for key, _ in notices)
     escalated = handoff or conversation.status == ConversationStatus.ESCALATED
     resolved = conversation.status == ConversationStatus.RESOLVED
-    resolutions = [m.sent_at for m in notices if m.author == "notice:resolved"]
+    resolutions = [at for key, at in notices if key == NoticeKey.RESOLVED]
     followed_up = any(
         t < m.sent_at <= t + followup_window for t in resolutions for m in customer_msgs
     )

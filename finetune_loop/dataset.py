@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.chat_format import Turn, encode
+from core.chat_format import Turn, add_turn, encode, has_target
 from core.models import (
     NATIVE_SOURCE,
     Conversation,
@@ -102,20 +102,12 @@ def _turns(
         role = MODEL_ROLE.get(Role(message.role))
         if role is None or message.internal_note or not message.text.strip():
             continue
-        text = redact(message.text.strip())
-        if turns[-1].role == role:  # one speaker, several messages: one turn
-            turns[-1].text += "\n" + text
-        else:
-            # A reply the customer rated down stays as context but is never a target.
-            train = role == "assistant" and message.customer_rating != -1
-            turns.append(Turn(role, text, train=train))
+        # A reply the customer rated down stays as context but is never a target.
+        train = role == "assistant" and message.customer_rating != -1
+        add_turn(turns, role, redact(message.text.strip()), train=train)
         assert message.id is not None
         used.append(message.id)
     return turns, used
-
-
-def _has_target(turns: list[Turn]) -> bool:
-    return any(t.train for t in turns) and any(t.role == "user" for t in turns)
 
 
 def _conversation_examples(
@@ -144,7 +136,7 @@ def _conversation_examples(
         redact = Redactor(settings.finetune_order_id_patterns)
         turns, used = _turns(messages, settings.system_prompt, redact)
         stats["PII values redacted"] += redact.redacted
-        if not _has_target(turns):
+        if not has_target(turns):
             removed["no customer turn or no agent reply"] += 1
             continue
         customer = conversation.customer_id

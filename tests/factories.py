@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
@@ -20,6 +22,16 @@ def make_conversation(db: DbEngine, tenant: Tenant) -> tuple[Conversation, str]:
     assert tenant.id is not None
     with session_scope(db) as session:
         return start_conversation(session=session, tenant_id=tenant.id)
+
+
+def all_rows(db: DbEngine, model: Any, order_by: Any = None) -> list[Any]:
+    """Every row of a table, detached so the test can read it after the session."""
+    with session_scope(db) as session:
+        query = select(model) if order_by is None else select(model).order_by(order_by)
+        found = list(session.exec(query).all())
+        for row in found:
+            session.expunge(row)
+        return found
 
 
 def messages_of(db: DbEngine, external_id: str) -> list[Message]:

@@ -9,11 +9,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
 from core.crud.conversations import append_message
 from core.models import Conversation, ConversationStatus, Customer, Message, Role, utcnow
+
+NOTICE_PREFIX = "notice:"
+
+
+class NoticeKey(StrEnum):
+    """The notices a change of hands leaves; widgets translate them, analytics counts them."""
+
+    ESCALATED = "escalated"
+    AGENT_JOINED = "agent_joined"
+    HANDED_BACK = "handed_back"
+    RESOLVED = "resolved"
+    NO_AGENT = "no_agent"
+
+
+def notice_key(message: Message) -> str | None:
+    """The key of a system notice (its author is ``notice:<key>[:<arg>]``), else None."""
+    author = message.author or ""
+    if message.role != Role.SYSTEM or not author.startswith(NOTICE_PREFIX):
+        return None
+    return author.removeprefix(NOTICE_PREFIX).split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -27,7 +48,7 @@ class Notice:
 
 
 def _notice(session: Session, conversation: Conversation, notice: Notice) -> Message:
-    author = f"notice:{notice.key}" + (f":{notice.arg}" if notice.arg else "")
+    author = f"{NOTICE_PREFIX}{notice.key}" + (f":{notice.arg}" if notice.arg else "")
     message, _ = append_message(
         session=session,
         conversation=conversation,

@@ -75,6 +75,8 @@ def decide_suggestion(
         raise SuggestionError(f"suggestion {suggestion_id} not found")
     if suggestion.status != SuggestionStatus.PENDING:
         raise SuggestionError(f"suggestion {suggestion_id} was already {suggestion.status}")
+    conversation = session.get(Conversation, suggestion.conversation_id)
+    assert conversation is not None  # suggestions are deleted with their conversation
     if decision == Decision.REJECT:
         if not (reason or "").strip():
             raise SuggestionError("say why the suggestion is rejected")
@@ -88,8 +90,6 @@ def decide_suggestion(
         edited = decision == Decision.EDIT and final != suggestion.draft_text.strip()
         suggestion.status = SuggestionStatus.EDITED if edited else SuggestionStatus.ACCEPTED
         suggestion.final_text = final
-        conversation = session.get(Conversation, suggestion.conversation_id)
-        assert conversation is not None
         sent, _ = append_message(
             session=session,
             conversation=conversation,
@@ -101,11 +101,8 @@ def decide_suggestion(
         suggestion.sent_message_id = sent.id
     suggestion.reviewer = reviewer
     suggestion.reviewed_at = utcnow()
-    session.add(suggestion)
-    conversation = session.get(Conversation, suggestion.conversation_id)
-    if conversation is not None:  # analytics refresh picks changed conversations up
-        conversation.updated_at = utcnow()
-        session.add(conversation)
+    conversation.updated_at = utcnow()  # analytics refresh picks changed conversations up
+    session.add_all([suggestion, conversation])
     return suggestion, sent
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import col
 
 from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
@@ -17,7 +17,7 @@ from core.models import BotMode, Message, Role, Suggestion, SuggestionStatus
 from tests.chat_service.test_console_security import PASSWORD, Console
 from tests.chat_service.ws_client import no_frame_within, open_chat, read_until, send_message
 from tests.conftest import free_port, make_settings, running_server
-from tests.factories import make_tenant
+from tests.factories import all_rows, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -41,11 +41,7 @@ def live(tmp_path: Path, engine: EmbeddedEngine) -> Iterator[BackgroundServer]:
 
 
 def suggestions(live: BackgroundServer) -> list[Suggestion]:
-    with session_scope(live.app.state.services.db) as session:
-        found = list(session.exec(select(Suggestion).order_by(col(Suggestion.id))).all())
-        for row in found:
-            session.expunge(row)
-        return found
+    return all_rows(live.app.state.services.db, Suggestion, col(Suggestion.id))
 
 
 async def wait_for_drafts(live: BackgroundServer, count: int) -> None:

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from chat_service.server import BackgroundServer
 from core.db import session_scope
 from core.models import BotMode, Conversation, Role, Suggestion, SuggestionStatus
+from tests.factories import all_rows
 from tests.ui.conftest import (
     AGENT_NAME,
     Site,
@@ -18,11 +19,11 @@ from tests.ui.conftest import (
     setup_tenant,
     sign_in,
 )
-from tests.ui.test_widget import final_bot_replies, rows, stored
+from tests.ui.test_widget import final_bot_replies, stored
 
 
 def suggestions(server: BackgroundServer) -> list[Suggestion]:
-    return rows(server, Suggestion, col(Suggestion.id))
+    return all_rows(server.app.state.services.db, Suggestion, col(Suggestion.id))
 
 
 def test_agent_edits_the_bots_suggestion_and_the_customer_sees_the_agents_text(

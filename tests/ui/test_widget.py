@@ -15,6 +15,7 @@ from core.db import session_scope
 from core.models import Conversation, Message
 from tests.adapters import XSS_PHRASE, cached_phrase_adapter
 from tests.conftest import ADMIN_TOKEN, REPO_ROOT, free_port, running_server
+from tests.factories import all_rows
 from tests.ui.conftest import Site, open_widget, say, screenshot, setup_tenant, ui_settings
 
 RECORD_STREAM = """() => {
@@ -34,18 +35,8 @@ def final_bot_replies(page: Any) -> Any:
     return page.locator(".msg.bot:has(.rate)")
 
 
-def rows(server: BackgroundServer, model: Any, order_by: Any = None) -> list[Any]:
-    """Every row of a table, detached so the test can read it after the session."""
-    with session_scope(server.app.state.services.db) as session:
-        query = select(model) if order_by is None else select(model).order_by(order_by)
-        found = list(session.exec(query).all())
-        for row in found:
-            session.expunge(row)
-        return found
-
-
 def stored(server: BackgroundServer) -> list[Message]:
-    return rows(server, Message, col(Message.seq))
+    return all_rows(server.app.state.services.db, Message, col(Message.seq))
 
 
 def test_customer_chats_with_the_real_model_and_sees_the_reply_stream(
