@@ -125,8 +125,7 @@ class EmbeddedEngine:
         adapter: str | None = None,
         params: SamplingParams | None = None,
     ) -> AsyncIterator[str]:
-        if self._thread is None:
-            raise EngineUnavailableError("the embedded engine is not started")
+        self._check_running()
         if adapter is not None and adapter not in self._adapters:
             raise AdapterNotFoundError(f"adapter {adapter!r} is not loaded")
         params = params or SamplingParams()
@@ -191,11 +190,17 @@ class EmbeddedEngine:
 
     async def _call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the scheduler thread between two decoding steps."""
-        if self._thread is None:
-            raise EngineUnavailableError("the embedded engine is not started")
+        self._check_running()
         future: Future[Any] = Future()
         self._inbox.put((fn, future))
         return await asyncio.wrap_future(future)
+
+    def _check_running(self) -> None:
+        """Fail fast rather than queue work that no thread will ever take."""
+        if self._thread is None:
+            raise EngineUnavailableError("the embedded engine is not started")
+        if not self._thread.is_alive():
+            raise EngineUnavailableError("the embedded engine's scheduler thread has stopped")
 
     def _run(self) -> None:
 
@@ -215,10 +220,14 @@ class EmbeddedEngine:
                     active.append(item)
                 elif isinstance(item, tuple):
                     fn, future = item
-                    try:
-                        future.set_result(fn())
-                    except BaseException as exc:  # handed to the awaiting caller
-                        future.set_exception(exc)
+                    # A caller that gave up while queued (a server shutting down cancels its
+                    # adapter sync) has cancelled the future: skip the work, and never call
+                    # set_result on it, which raises and would end this thread.
+                    if future.set_running_or_notify_cancel():
+                        try:
+                            future.set_result(fn())
+                        except BaseException as exc:  # handed to the awaiting caller
+                            future.set_exception(exc)
                 if not active:
                     continue
                 stream = active.popleft()

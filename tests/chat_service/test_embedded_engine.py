@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,24 @@ def test_the_engine_survives_a_consumer_whose_event_loop_closed(engine: Embedded
     reply = asyncio.run(asyncio.wait_for(collect(engine, max_tokens=4), timeout=120))
     assert "".join(reply)
     assert asyncio.run(engine.ready())
+
+
+async def test_a_load_abandoned_while_queued_is_skipped_and_the_engine_keeps_serving(
+    engine: EmbeddedEngine, adapter_dirs: tuple[Path, Path]
+) -> None:
+    """A server shutting down cancels its adapter sync mid-load. That once ended the scheduler
+    thread (set_result on a cancelled future), and every later reply waited forever."""
+    gate = threading.Event()
+    # Hold the scheduler thread so the load below is certainly still queued when cancelled.
+    busy = asyncio.create_task(engine._call(lambda: gate.wait(timeout=60)))
+    await asyncio.sleep(0.2)
+    load = asyncio.create_task(engine.load_adapter("t-abandoned", adapter_dirs[0]))
+    await asyncio.sleep(0.2)
+    load.cancel()
+    gate.set()
+    assert await busy
+    with pytest.raises(asyncio.CancelledError):
+        await load
+    assert "".join(await asyncio.wait_for(collect(engine, max_tokens=4), timeout=30))
+    assert await engine.ready()
+    assert "t-abandoned" not in await engine.list_adapters()
