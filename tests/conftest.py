@@ -6,9 +6,17 @@ a fresh database created from it. Without the variable those tests are skipped w
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import os
+
+# Under pytest-xdist each worker gets its share of the cores for torch (here and in the
+# processes tests start); set before torch is imported, since OpenMP reads it once.
+# Oversubscribed OpenMP threads spin against each other and make everything slower.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+
+import asyncio  # noqa: E402
+import importlib.util  # noqa: E402
 import socket
 import uuid
 from collections.abc import Iterator

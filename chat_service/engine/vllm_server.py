@@ -11,9 +11,20 @@ from pathlib import Path
 
 import httpx
 
+from core.base_model import cpu_has_native_bf16, pick_device
 from core.settings import Settings
 
 MAX_MODEL_LEN = 2048  # SmolLM2 handles 8k, but support chats are short and KV cache is memory
+
+
+def vllm_dtype(settings: Settings) -> str:
+    """bf16 where the hardware computes it natively (GPUs, CPUs with AVX512-BF16 or AMX);
+    float32 on other CPUs, where vLLM's CPU build would emulate bf16."""
+    if settings.dtype != "auto":
+        return settings.dtype
+    if pick_device("auto") == "cuda" or cpu_has_native_bf16():
+        return "bfloat16"
+    return "float32"
 
 
 def vllm_command(settings: Settings, port: int | None = None) -> tuple[list[str], dict[str, str]]:
@@ -38,7 +49,7 @@ def vllm_command(settings: Settings, port: int | None = None) -> tuple[list[str]
         "--max-model-len",
         str(MAX_MODEL_LEN),
         "--dtype",
-        "bfloat16",
+        vllm_dtype(settings),
         "--host",
         "127.0.0.1",
         "--port",

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from chat_service.engine.vllm_server import VLLMProcess
+from chat_service.engine.vllm_server import VLLMProcess, vllm_command
 from chat_service.server import BackgroundServer
+from core.base_model import cpu_has_native_bf16, pick_device
 from core.db import session_scope
 from core.models import AdapterVersion, Message, Role, Tenant
 from core.settings import Settings
@@ -30,6 +31,17 @@ pytestmark = pytest.mark.anyio
 
 def vllm_server_settings(tmp_path: Path) -> Settings:
     return Settings(_env_file=None, var_dir=tmp_path, model_dir=MODEL_DIR)  # type: ignore[call-arg]
+
+
+def test_vllm_computes_in_float32_on_cpus_that_would_emulate_bf16(tmp_path: Path) -> None:
+    def dtype(**overrides: object) -> str:
+        argv, _ = vllm_command(make_settings(tmp_path, "sqlite://", **overrides))
+        return argv[argv.index("--dtype") + 1]
+
+    native = pick_device("auto") == "cuda" or cpu_has_native_bf16()
+    assert dtype() == ("bfloat16" if native else "float32")
+    assert dtype(dtype="bfloat16") == "bfloat16"  # an explicit choice is kept
+    assert dtype(dtype="float32") == "float32"
 
 
 def vllm_settings(tmp_path: Path, vllm_server: VLLMProcess, **overrides: object):  # noqa: ANN201

@@ -13,6 +13,7 @@ from core.base_model import (
     MANIFEST_NAME,
     ModelIntegrityError,
     ModelMissingError,
+    cpu_has_native_bf16,
     find_packaged_gguf,
     prepare_base_model,
     verify_model_dir,
@@ -142,3 +143,10 @@ def test_manifest_is_written_last(model_dir: Path) -> None:
     manifest = model_dir / MANIFEST_NAME
     newest_other = max(p.stat().st_mtime_ns for p in model_dir.iterdir() if p != manifest)
     assert manifest.stat().st_mtime_ns >= newest_other
+
+
+def test_bf16_counts_as_native_only_on_cpus_with_avx512_bf16_or_amx() -> None:
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16("flags\t\t: sse avx2 amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16("flags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_native_bf16("")
