@@ -25,12 +25,12 @@ from core.settings import Settings
 DTYPES = ("bfloat16", "float32")
 
 
-async def tokens_per_s(url: str, concurrency: int, max_tokens: int) -> float:
+async def tokens_per_s(url: str, model: str, concurrency: int, max_tokens: int) -> float:
     async def one(client: httpx.AsyncClient, i: int) -> int:
         response = await client.post(
             f"{url}/v1/chat/completions",
             json={
-                "model": "base",
+                "model": model,
                 "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
                 "max_tokens": max_tokens,
                 "temperature": 0,
@@ -62,7 +62,9 @@ def main() -> None:
         try:
             results[dtype] = {
                 n: [
-                    asyncio.run(tokens_per_s(server.url, n, args.max_tokens))
+                    asyncio.run(
+                        tokens_per_s(server.url, settings.vllm_served_model, n, args.max_tokens)
+                    )
                     for _ in range(args.rounds)
                 ]
                 for n in (1, 8)

@@ -230,8 +230,8 @@ def prepare_base_model(
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """AVX512-BF16 or AMX: without either, CPU kernels emulate bf16 and run several times
-    slower than float32 (vLLM on an AVX2-only EPYC: 10.7 vs 28.5 tokens/s at 8 chats)."""
+    """AVX512-BF16 or AMX: without either, CPU kernels emulate bf16 and run slower than
+    float32 (vLLM on an AVX2-only EPYC: 2.35x fewer tokens/s at 8 chats, BENCHMARKS.md)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
