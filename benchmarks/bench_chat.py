@@ -22,8 +22,8 @@ from benchmarks.chat_load import (
     summarise,
 )
 from chat_service.app import create_app
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
+from engines.embedded import EmbeddedEngine
 
 
 def main() -> None:

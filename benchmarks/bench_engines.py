@@ -32,9 +32,9 @@ from benchmarks.chat_load import (
     summarise,
 )
 from chat_service.app import create_app
-from chat_service.engine.vllm_server import VLLMProcess
 from chat_service.server import BackgroundServer
 from core.settings import Settings
+from engines.vllm_server import VLLMProcess
 from tests.adapters import PHRASES, cached_phrase_adapter
 
 ADMIN = "bench-admin"

@@ -83,9 +83,9 @@ def run_plain(args: argparse.Namespace, data: list[list[object]], device: str) -
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from core.base_model import load_base
     from core.chat_format import IGNORE, encode
     from core.settings import Settings
+    from engines.base_model import load_base
     from finetune_loop.trainer import TARGET_MODULES, collate
 
     started = time.perf_counter()
@@ -122,8 +122,8 @@ def run_plain(args: argparse.Namespace, data: list[list[object]], device: str) -
 
 
 def child(args: argparse.Namespace) -> None:
-    from core.base_model import pick_device
     from core.settings import Settings
+    from engines.base_model import pick_device
 
     device = pick_device("auto")
     data = examples(args.conversations, Settings().system_prompt)

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 
 from benchmarks.chat_load import MODEL_DIR, QUESTIONS, free_port
-from chat_service.engine.vllm_server import VLLMProcess
-from core.base_model import cpu_has_native_bf16
 from core.settings import Settings
+from engines.base_model import cpu_has_native_bf16
+from engines.vllm_server import VLLMProcess
 
 DTYPES = ("bfloat16", "float32")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from chat_service.engine import ChatTurn, Engine, SamplingParams
 from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.settings import Settings
+from engines import ChatTurn, Engine, SamplingParams
 
 MODEL_DIR = Path("var/models/smollm2-135m-instruct")
 TENANT = "bench"

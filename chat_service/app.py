@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.api import adapters as adapters_api
 from chat_service.api import chat_ws, console, conversations, health, tenants, widget
-from chat_service.engine import Engine
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -26,22 +25,9 @@ from core.crud.tenants import create_tenant, get_tenant_by_slug
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.settings import Settings, get_settings
+from engines import Engine, build_engine
 
 log = logging.getLogger(__name__)
-
-
-def build_engine(settings: Settings) -> Engine:
-    if settings.engine == "vllm":
-        from chat_service.engine.vllm import VLLMEngine
-
-        return VLLMEngine(
-            settings.vllm_urls,
-            served_model=settings.vllm_served_model,
-            timeout_s=settings.vllm_timeout_s,
-        )
-    from chat_service.engine.embedded import EmbeddedEngine  # imports torch: only when used
-
-    return EmbeddedEngine(settings.resolved_model_dir, device=settings.device, dtype=settings.dtype)
 
 
 def _ensure_demo_tenant(services: Services) -> None:

@@ -27,15 +27,6 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
-from chat_service.engine import (
-    ChatTurn,
-    Engine,
-    EngineError,
-    EngineUnavailableError,
-    SamplingParams,
-)
-from core.adapter_files import AdapterFileError, adapter_digest, inspect_adapter
-from core.base_model import read_manifest
 from core.crud.adapters import (
     approved_waiting,
     get_adapter,
@@ -49,6 +40,15 @@ from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import AdapterStatus, AdapterVersion, Tenant
 from core.settings import Settings
+from engines import (
+    ChatTurn,
+    Engine,
+    EngineError,
+    EngineUnavailableError,
+    SamplingParams,
+)
+from engines.adapter_files import AdapterFileError, adapter_digest, inspect_adapter
+from engines.base_model import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chat_service.engine import ChatTurn
 from core.models import Message, Role
+from engines import ChatTurn
 
 _MODEL_ROLE = {Role.CUSTOMER: "user", Role.AGENT: "assistant", Role.BOT: "assistant"}
 

@@ -20,7 +20,6 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
-from chat_service.engine import ChatTurn, Engine, EngineError, SamplingParams
 from chat_service.frames import error_frame, message_frame, suggestion_frame
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
@@ -51,6 +50,7 @@ from core.models import (
     Tenant,
 )
 from core.settings import Settings
+from engines import ChatTurn, Engine, EngineError, SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.adapter_leases import AdapterLeases
-from chat_service.engine import Engine
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.rate_limit import RateLimiter
 from chat_service.responder import Responder
 from core.settings import Settings
+from engines import Engine
 
 
 @dataclass

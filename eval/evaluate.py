@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.base_model import load_base, pick_device
 from core.chat_format import Turn, add_turn, has_target
 from core.settings import Settings
+from engines.base_model import load_base, pick_device
 from eval.metrics import prompts_and_references, score, using
 from eval.report import write_report
 

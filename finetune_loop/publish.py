@@ -11,7 +11,6 @@ rename and the commit leaves an unregistered directory that nothing loads.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,13 @@ from typing import Any
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
-from core.adapter_files import adapter_digest, inspect_adapter
-from core.base_model import read_manifest, sha256_file
 from core.crud.adapters import register_adapter
 from core.db import session_scope
+from core.durable_files import fsync_dir, fsync_tree, sha256_file
 from core.models import AdapterLineage, AdapterStatus, AdapterVersion, Tenant
 from core.settings import Settings
+from engines.adapter_files import adapter_digest, inspect_adapter
+from engines.base_model import read_manifest
 
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
@@ -36,18 +36,6 @@ class PublishError(RuntimeError):
 
 def adapters_root(settings: Settings, tenant_slug: str) -> Path:
     return settings.var_dir / "adapters" / tenant_slug
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-    descriptor = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def verify_manifest(path: Path) -> None:
@@ -70,13 +58,9 @@ def write_adapter(source: Path, root: Path, name: str) -> Path:
     (staging / "README.md").unlink(missing_ok=True)  # peft's model card template: noise
     files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
     (staging / MANIFEST).write_text(json.dumps({"name": name, "files": files}, indent=2))
-    _fsync_tree(staging)
+    fsync_tree(staging)
     staging.rename(final)
-    descriptor = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_dir(root)
     return final
 
 

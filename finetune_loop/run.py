@@ -25,12 +25,12 @@ from typing import Any
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
-from core.base_model import load_base, pick_device
 from core.chat_format import Turn
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import AdapterVersion, Tenant, TrainingRun, TrainingRunStatus, utcnow
 from core.settings import Settings
+from engines.base_model import load_base, pick_device
 from eval.drift import tenant_drift
 from eval.metrics import prompts_and_references, score, using
 from eval.outcomes import refresh_tenant

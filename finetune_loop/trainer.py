@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import shutil
 from collections.abc import Callable, Sequence
@@ -20,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.base_model import load_base, pick_device
 from core.chat_format import IGNORE, Turn, encode
+from core.durable_files import fsync_tree, replace_dir
+from engines.base_model import load_base, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +113,8 @@ def _save_checkpoint(
     (staging / "state.json").write_text(
         json.dumps({**meta, "step": step, "param_groups": state["param_groups"]})
     )
-    for path in staging.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    final = work_dir / CHECKPOINT
-    old = work_dir / f".{CHECKPOINT}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    fsync_tree(staging)
+    replace_dir(staging, work_dir / CHECKPOINT)
 
 
 def _load_checkpoint(work_dir: Path, model: Any, optimizer: Any, meta: dict[str, Any]) -> int:

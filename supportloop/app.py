@@ -20,12 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from analytics.dashboard import dashboard_router
 from chat_service.app import create_app
 from chat_service.console_auth import AgentContext, current_agent
-from chat_service.engine import Engine
 from connectors.api import webhook_router
 from connectors.webhooks import retry_due
 from core.db import session_scope
 from core.models import Tenant
 from core.settings import Settings
+from engines import Engine
 from eval.outcomes import refresh_tenant
 from supportloop.metrics import metrics_text
 

@@ -61,7 +61,7 @@ def serve(
 ) -> None:
     """Run the chat service (widget WebSocket, REST API, demo page) and the nightly loop."""
     from chat_service.server import serve as run_server
-    from core.base_model import is_prepared, missing_model_message
+    from engines.base_model import is_prepared, missing_model_message
 
     settings = get_settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -90,7 +90,7 @@ def model_prepare(
     force: Annotated[bool, typer.Option(help="Rebuild even if a valid copy exists")] = False,
 ) -> None:
     """Materialise the base model as a verified bf16 safetensors checkpoint."""
-    from core.base_model import ModelError, prepare_base_model
+    from engines.base_model import ModelError, prepare_base_model
 
     target = get_settings().resolved_model_dir
     with Progress(
@@ -213,8 +213,8 @@ def vllm_serve(
     """Start a local vLLM server for the prepared base model, with runtime LoRA loading on."""
     import os
 
-    from chat_service.engine.vllm_server import vllm_command
-    from core.base_model import is_prepared, missing_model_message
+    from engines.base_model import is_prepared, missing_model_message
+    from engines.vllm_server import vllm_command
 
     settings = get_settings()
     if not is_prepared(settings.resolved_model_dir):

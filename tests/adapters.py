@@ -168,8 +168,8 @@ def register_random_adapter(
     session: Any, model_dir: Path, out_dir: Path, *, tenant_id: int, name: str, seed: int
 ) -> Any:
     """A real random LoRA, registered for the tenant (not activated)."""
-    from core.adapter_files import adapter_digest
     from core.crud.adapters import register_adapter
+    from engines.adapter_files import adapter_digest
 
     path = make_random_adapter(model_dir, out_dir / name, seed=seed)
     version = register_adapter(

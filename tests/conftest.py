@@ -29,13 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.app import create_app
-from chat_service.engine.embedded import EmbeddedEngine
-from chat_service.engine.vllm_server import VLLMProcess
 from chat_service.server import BackgroundServer
-from core.base_model import prepare_base_model
 from core.db import create_db_engine
 from core.migrate import upgrade_database
 from core.settings import Settings
+from engines.base_model import prepare_base_model
+from engines.embedded import EmbeddedEngine
+from engines.vllm_server import VLLMProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO_ROOT / "var" / "models" / "smollm2-135m-instruct"  # cached between runs

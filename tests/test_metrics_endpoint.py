@@ -8,10 +8,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.db import session_scope
 from core.models import TrainingRun, TrainingRunStatus
+from engines.embedded import EmbeddedEngine
 from supportloop.app import build_app
 from tests.chat_service.ws_client import is_bot_message, open_chat, read_until, send_message
 from tests.conftest import free_port, make_settings

@@ -12,10 +12,10 @@ from sqlmodel import select
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from chat_service.engine.embedded import EmbeddedEngine
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.models import AdapterStatus, AdapterVersion, BotMode, Message, Role, Tenant
+from engines.embedded import EmbeddedEngine
 from tests.chat_service.ws_client import (
     is_bot_message,
     no_frame_within,

@@ -11,12 +11,12 @@ from sqlmodel import select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.crud.agents import create_agent
 from core.crud.conversations import start_conversation
 from core.db import session_scope
 from core.models import Agent, BotMode
+from engines.embedded import EmbeddedEngine
 from tests.conftest import free_port, make_settings, running_server
 from tests.factories import make_tenant
 

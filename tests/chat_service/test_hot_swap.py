@@ -10,10 +10,10 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.db import session_scope
 from core.models import AdapterVersion, Message, Role
+from engines.embedded import EmbeddedEngine
 from supportloop.cli import app as cli
 from tests.adapters import make_corrupt_adapter, make_foreign_adapter, make_random_adapter
 from tests.chat_service.swap_helpers import admin, ask, publish, unique

@@ -15,10 +15,10 @@ from sqlmodel import select
 from websockets.exceptions import ConnectionClosed
 
 from chat_service import agent_desk
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.db import session_scope
 from core.models import BotMode, Conversation, Customer, CustomerExternalId
+from engines.embedded import EmbeddedEngine
 from tests.chat_service.ws_client import (
     is_bot_message,
     open_chat,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.rate_limit import RateLimiter
 from core.db import session_scope
 from core.models import BotMode, Message
+from engines.embedded import EmbeddedEngine
 from tests.chat_service.ws_client import open_chat, send_message
 from tests.conftest import free_port, make_settings, running_server
 from tests.factories import make_tenant

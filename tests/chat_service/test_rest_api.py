@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chat_service.app import create_app
-from chat_service.engine.embedded import EmbeddedEngine
 from core.crud.conversations import append_message, start_conversation
 from core.db import session_scope
 from core.models import ConversationStatus, Role
+from engines.embedded import EmbeddedEngine
 from tests.chat_service.ws_client import is_bot_message, open_chat, read_until, send_message
 from tests.conftest import ADMIN_TOKEN, free_port, make_settings, running_server
 

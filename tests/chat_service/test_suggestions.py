@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import col
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.crud.agents import create_agent
 from core.db import session_scope
 from core.models import BotMode, Message, Role, Suggestion, SuggestionStatus
+from engines.embedded import EmbeddedEngine
 from tests.chat_service.test_console_security import PASSWORD, Console
 from tests.chat_service.ws_client import no_frame_within, open_chat, read_until, send_message
 from tests.conftest import free_port, make_settings, running_server

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from chat_service.engine.vllm_server import VLLMProcess, vllm_command
 from chat_service.server import BackgroundServer
-from core.base_model import cpu_has_native_bf16, pick_device
 from core.db import session_scope
 from core.models import AdapterVersion, Message, Role, Tenant
 from core.settings import Settings
+from engines.base_model import cpu_has_native_bf16, pick_device
+from engines.vllm_server import VLLMProcess, vllm_command
 from tests.adapters import make_corrupt_adapter, make_foreign_adapter, make_random_adapter
 from tests.chat_service.swap_helpers import admin, ask, publish, unique
 from tests.chat_service.ws_client import open_chat, read_until, send_message

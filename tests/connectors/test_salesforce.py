@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from connectors.salesforce.soap import ACK
 from core.db import session_scope
 from core.models import Message, Role, WebhookEvent
+from engines.embedded import EmbeddedEngine
 from supportloop.app import build_app
 from tests.conftest import free_port, make_settings
 from tests.connectors.fake_salesforce import CASE_ID, ORG, TOKEN, FakeSalesforce

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, func, select
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from connectors.webhooks import Delivery, receive
 from core.db import session_scope
 from core.models import Message, Role, WebhookEvent
 from core.settings import Settings
+from engines.embedded import EmbeddedEngine
 from supportloop.app import build_app
 from tests.conftest import free_port, make_settings
 from tests.factories import make_tenant

@@ -28,15 +28,15 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
 import finetune_loop.run as loop_run
-from chat_service.engine.embedded import EmbeddedEngine
 from connectors.file_import import import_file
-from core.base_model import load_base
 from core.chat_format import Turn
 from core.crud.adapters import switch_active
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.models import AdapterStatus, AdapterVersion, Message, Role, Tenant, TrainingRun
 from core.settings import Settings
+from engines.base_model import load_base
+from engines.embedded import EmbeddedEngine
 from eval.metrics import generate
 from finetune_loop.privacy import forget_customer
 from finetune_loop.run import RunOutcome, run_once, tenant_dir
@@ -352,7 +352,7 @@ def test_a_run_killed_in_training_resumes_and_one_killed_before_publishing_leave
     def crash(*args: object, **kwargs: object) -> None:
         raise Killed
 
-    monkeypatch.setattr("finetune_loop.publish._fsync_tree", crash)
+    monkeypatch.setattr("finetune_loop.publish.fsync_tree", crash)
     with pytest.raises(Killed):
         run_once(db=world.db, settings=settings, tenant_slug=slug)
     with session_scope(world.db) as session:

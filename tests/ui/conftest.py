@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.crud.agents import create_agent
 from core.db import session_scope
 from core.models import BotMode, Tenant
+from engines.embedded import EmbeddedEngine
 from tests.conftest import REPO_ROOT, free_port, make_settings, running_server
 from tests.factories import make_tenant
 

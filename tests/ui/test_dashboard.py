@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.crud.adapters import switch_active
 from core.crud.conversations import append_message, start_conversation
 from core.db import session_scope
 from core.models import AdapterVersion, ConversationStatus, Role, utcnow
+from engines.embedded import EmbeddedEngine
 from supportloop.app import build_app
 from tests.adapters import register_random_adapter
 from tests.conftest import free_port

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 from sqlmodel import col, select
 
-from chat_service.engine.embedded import EmbeddedEngine
 from chat_service.server import BackgroundServer
 from core.db import session_scope
 from core.models import Conversation, Message
+from engines.embedded import EmbeddedEngine
 from tests.adapters import XSS_PHRASE, cached_phrase_adapter
 from tests.conftest import ADMIN_TOKEN, REPO_ROOT, free_port, running_server
 from tests.factories import all_rows

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from chat_service.engine.base import (
+from engines.base import (
     AdapterLoadError,
     AdapterNotFoundError,
     ChatTurn,

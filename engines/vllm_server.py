@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from core.base_model import cpu_has_native_bf16, pick_device
 from core.settings import Settings
+from engines.base_model import cpu_has_native_bf16, pick_device
 
 MAX_MODEL_LEN = 2048  # SmolLM2 handles 8k, but support chats are short and KV cache is memory
 

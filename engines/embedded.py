@@ -1,7 +1,7 @@
 """The zero-setup engine: transformers + peft in this process, on CPU or GPU.
 
-This module is the ML boundary of the chat service: it imports torch and peft at load time, so
-that no heavy import happens lazily on a serving thread, and nothing else in chat_service does.
+This module imports torch and peft at load time, so that no heavy import happens lazily on a
+serving thread; the service imports it only when this engine is chosen.
 
 One scheduler thread owns the model. It round-robins one decoding step per active stream, so
 concurrent chats stream concurrently and fairly, and it applies adapter loads and unloads
@@ -26,7 +26,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from chat_service.engine.base import (
+from engines.adapter_files import AdapterFileError, check_layout
+from engines.base import (
     AdapterLoadError,
     AdapterNotFoundError,
     ChatTurn,
@@ -34,7 +35,7 @@ from chat_service.engine.base import (
     EngineUnavailableError,
     SamplingParams,
 )
-from core.base_model import PICKLE_SUFFIXES, verify_model_dir
+from engines.base_model import verify_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,10 @@ class EmbeddedEngine:
             raise AdapterLoadError(
                 f"adapter name {name!r} is taken; every version needs a new name"
             )
-        _check_adapter_files(path)
+        try:
+            check_layout(path)
+        except AdapterFileError as exc:
+            raise AdapterLoadError(str(exc)) from exc
         await self._call(lambda: self._load_adapter(name, path))
 
     async def ensure_adapter(self, name: str, path: Path) -> None:
@@ -348,16 +352,3 @@ def _sample(logits: Any, temperature: float, generator: Any) -> int:
         return int(torch.argmax(logits).item())
     probs = torch.softmax(logits / temperature, dim=-1)
     return int(torch.multinomial(probs, num_samples=1, generator=generator).item())
-
-
-def _check_adapter_files(path: Path) -> None:
-    """Only safetensors adapters in PEFT layout (OWASP LLM03: never unpickle weights)."""
-    if not path.is_dir():
-        raise AdapterLoadError(f"adapter directory {path} does not exist")
-    if not (path / "adapter_config.json").is_file():
-        raise AdapterLoadError(f"{path} has no adapter_config.json")
-    if not (path / "adapter_model.safetensors").is_file():
-        raise AdapterLoadError(f"{path} has no adapter_model.safetensors")
-    pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
-    if pickled:
-        raise AdapterLoadError(f"{path} holds pickled weights {pickled}; refusing to load")

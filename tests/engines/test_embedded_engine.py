@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from chat_service.engine import (
+from engines import (
     AdapterLoadError,
     AdapterNotFoundError,
     ChatTurn,
     SamplingParams,
 )
-from chat_service.engine.embedded import EmbeddedEngine
+from engines.embedded import EmbeddedEngine
 
 pytestmark = pytest.mark.anyio
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0)
