@@ -16,11 +16,19 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, select
 
+from analytics.drift import tenant_drift
+from analytics.outcomes import (
+    SEGMENTS,
+    classification,
+    grouped,
+    rates,
+    refresh_tenant,
+    rollups,
+    total,
+)
 from core.db import session_scope
 from core.models import BASE_MODEL_KEY, NO_BOT_KEY, AdapterVersion, Tenant
 from core.settings import Settings
-from eval.drift import tenant_drift
-from eval.outcomes import SEGMENTS, classification, grouped, rates, refresh_tenant, rollups, total
 
 _STATIC = Path(__file__).parent / "static"
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from analytics.dashboard import dashboard_data
+from analytics.outcomes import rebuild_outcomes, refresh_outcomes
 from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.models import AdapterVersion, Conversation, Customer, Message, Tenant
 from core.settings import Settings
-from eval.outcomes import rebuild_outcomes, refresh_outcomes
 
 WINDOW = timedelta(hours=24)
 NOW = datetime(2026, 11, 29, tzinfo=UTC)

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     )
     handoff_check_interval_s: float = Field(5.0, gt=0)
 
-    # Outcome analytics (eval/outcomes.py, the dashboard).
+    # Outcome analytics (analytics/outcomes.py, the dashboard).
     analytics_followup_window_h: float = Field(
         24.0, gt=0, description="A customer message this soon after resolution is a follow-up."
     )

@@ -1,5 +1,5 @@
 """Accuracy, precision, recall and F1 (per class and macro) for the product's yes/no calls,
-checked against what agents actually did (eval/outcomes.py derives both from conversations).
+checked against what agents actually did (analytics/outcomes.py derives both from conversations).
 
 Written out rather than taken from scikit-learn: a few lines of counting, and it keeps a
 100 MB dependency out of the service.

@@ -25,16 +25,14 @@ from typing import Any
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
+from analytics import refresh_tenant, tenant_drift
 from core.chat_format import Turn
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
 from core.models import AdapterVersion, Tenant, TrainingRun, TrainingRunStatus, utcnow
 from core.settings import Settings
 from engines.base_model import load_base, pick_device
-from eval.drift import tenant_drift
-from eval.metrics import prompts_and_references, score, using
-from eval.outcomes import refresh_tenant
-from eval.report import write_report
+from eval import prompts_and_references, score, using, write_report
 from finetune_loop.dataset import Dataset, Example, build_dataset, example_to_json
 from finetune_loop.gate import decide
 from finetune_loop.publish import prune_versions, publish_candidate

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
+from analytics import refresh_tenant
 from analytics.dashboard import dashboard_router
 from chat_service.app import create_app
 from chat_service.console_auth import AgentContext, current_agent
@@ -26,7 +27,6 @@ from core.db import session_scope
 from core.models import Tenant
 from core.settings import Settings
 from engines import Engine
-from eval.outcomes import refresh_tenant
 from supportloop.metrics import metrics_text
 
 log = logging.getLogger(__name__)

@@ -496,7 +496,7 @@ def eval_run(
 
     from core.db import session_scope
     from core.models import AdapterVersion, Tenant
-    from eval.evaluate import DatasetError, evaluate_file
+    from eval import DatasetError, evaluate_file
 
     settings = get_settings()
     engine = _database(settings)

@@ -1,7 +1,16 @@
-"""Dependencies point inward: core imports no feature package, and feature packages do not
-import each other (chat_service and finetune_loop meet only through core's adapter registry).
-The allowed edges: finetune_loop's gate scores candidates with eval's metrics, and the
-analytics dashboard draws eval's outcome metrics; eval itself imports nothing but core."""
+"""Dependencies point inward, and each rule below fails the build the day it is broken.
+
+Layers, innermost first:
+- core: the domain model and storage; imports nothing of ours.
+- engines: model serving and model files; imports only core.
+- feature packages (chat_service, finetune_loop, connectors, eval, analytics): import core and
+  engines, and another feature package only along an edge listed in ALLOWED, and then only
+  through its public surface (`from eval import score`, never `from eval.metrics import ...`).
+  chat_service and finetune_loop never meet except through core's adapter registry.
+- supportloop: the composition root; may import anything.
+Besides: eval is pure metric maths (no database, no web), and heavy ML libraries are imported
+only where models are run (engines, finetune_loop, eval).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +21,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FEATURES = {"chat_service", "finetune_loop", "connectors", "eval", "analytics"}
-ALLOWED = {("finetune_loop", "eval"), ("analytics", "eval")}
+OURS = {"core", "engines", "supportloop"} | FEATURES
+ALLOWED = {
+    ("finetune_loop", "eval"): "the gate scores candidates with eval's metrics",
+    ("analytics", "eval"): "the dashboard's classification scores are eval's maths",
+    ("finetune_loop", "analytics"): "the nightly report quotes production drift",
+}
+DATABASE = {"sqlmodel", "sqlalchemy", "alembic", "psycopg", "core.db", "core.crud", "core.models"}
+WEB = {"fastapi", "starlette", "uvicorn", "websockets", "httpx"}
+HEAVY_ML = {"torch", "transformers", "peft", "vllm"}
 
 
-def imported_top_level_packages(package: str) -> set[tuple[str, str]]:
+def imports(package: str) -> set[tuple[str, str]]:
+    """(file, imported module) for every absolute import in the package, lazy ones included."""
     found = set()
     for path in (ROOT / package).rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -25,19 +45,61 @@ def imported_top_level_packages(package: str) -> set[tuple[str, str]]:
                 names = [node.module]
             else:
                 continue
-            found.update((str(path.relative_to(ROOT)), n.split(".")[0]) for n in names)
+            found.update((str(path.relative_to(ROOT)), name) for name in names)
     return found
 
 
-def test_core_imports_no_feature_package() -> None:
+def under(module: str, prefixes: set[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def test_core_imports_nothing_of_ours() -> None:
+    offenders = {(f, m) for f, m in imports("core") if top(m) in OURS - {"core"}}
+    assert offenders == set()
+
+
+def test_engines_import_only_core() -> None:
+    offenders = {(f, m) for f, m in imports("engines") if top(m) in OURS - {"core", "engines"}}
+    assert offenders == set()
+
+
+@pytest.mark.parametrize("package", sorted(FEATURES))
+def test_feature_packages_import_each_other_only_along_allowed_edges(package: str) -> None:
     offenders = {
-        (f, m) for f, m in imported_top_level_packages("core") if m in FEATURES | {"supportloop"}
+        (f, m)
+        for f, m in imports(package)
+        if top(m) in FEATURES - {package} and (package, top(m)) not in ALLOWED
     }
     assert offenders == set()
 
 
 @pytest.mark.parametrize("package", sorted(FEATURES))
-def test_feature_packages_do_not_import_each_other(package: str) -> None:
-    others = FEATURES - {package} - {b for a, b in ALLOWED if a == package}
-    offenders = {(f, m) for f, m in imported_top_level_packages(package) if m in others}
+def test_feature_packages_use_only_each_others_public_surface(package: str) -> None:
+    offenders = {
+        (f, m) for f, m in imports(package) if top(m) in FEATURES - {package} and m != top(m)
+    }
+    assert offenders == set()
+
+
+def test_the_public_surfaces_export_what_they_list() -> None:
+    import analytics
+    import eval as evaluation
+
+    for module in (analytics, evaluation):
+        assert sorted(module.__all__) == module.__all__
+        assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_eval_touches_neither_the_database_nor_the_web() -> None:
+    offenders = {(f, m) for f, m in imports("eval") if under(m, DATABASE | WEB)}
+    assert offenders == set()
+
+
+@pytest.mark.parametrize("package", ["core", "chat_service", "connectors", "analytics"])
+def test_heavy_ml_libraries_stay_where_models_run(package: str) -> None:
+    offenders = {(f, m) for f, m in imports(package) if top(m) in HEAVY_ML}
     assert offenders == set()

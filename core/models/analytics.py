@@ -1,7 +1,7 @@
 """Outcome analytics: one fact row per conversation, and daily rollups of those facts.
 
 The dashboard reads only rollups, whose size grows with days x adapter versions x segments,
-not with messages; eval/outcomes.py keeps both up to date incrementally (see its docstring
+not with messages; analytics/outcomes.py keeps both up to date incrementally (see its docstring
 for the metric definitions).
 """
 

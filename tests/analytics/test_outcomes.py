@@ -8,6 +8,14 @@ import pytest
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, select
 
+from analytics.outcomes import (
+    classification,
+    grouped,
+    rates,
+    rebuild_outcomes,
+    refresh_outcomes,
+    total,
+)
 from core.crud.conversations import append_message, start_conversation
 from core.crud.handoff import Notice, escalate, rate_bot_message, set_csat, take_over
 from core.crud.suggestions import Decision, create_suggestion, decide_suggestion
@@ -22,7 +30,6 @@ from core.models import (
     OutcomeRollup,
     Role,
 )
-from eval.outcomes import classification, grouped, rates, rebuild_outcomes, refresh_outcomes, total
 from tests.factories import make_tenant
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 from sqlmodel import Session
 
+from analytics.outcomes import SEGMENTS, grouped, rates, rollups
 from core.models import BASE_MODEL_KEY, OutcomeRollup, Tenant
 from core.settings import Settings
-from eval.outcomes import SEGMENTS, grouped, rates, rollups
 
 # metric -> +1 when higher is better, -1 when lower is better
 WATCHED = {"resolution_rate": 1, "csat": 1, "thumbs_down_rate": -1, "escalation_rate": -1}

@@ -67,7 +67,7 @@ from core.models import (
     utcnow,
 )
 from core.settings import Settings
-from eval.classification import ClassificationReport, report_from_counts
+from eval import ClassificationReport, report_from_counts
 
 WATERMARK_PROVIDER = "analytics"
 OVERLAP = timedelta(seconds=5)  # commits land slightly out of updated_at order
