@@ -15,11 +15,12 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from core.chat_format import Turn
 from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.settings import Settings
-from engines import ChatTurn, Engine, SamplingParams
+from engines import Engine, SamplingParams
 
 MODEL_DIR = Path("var/models/smollm2-135m-instruct")
 TENANT = "bench"
@@ -93,7 +94,7 @@ async def engine_round(
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
 
     async def one(question: str) -> tuple[float, int]:
-        turns = [ChatTurn("system", system_prompt), ChatTurn("user", question)]
+        turns = [Turn("system", system_prompt), Turn("user", question)]
         start, first, text = time.perf_counter(), None, ""
         async for piece in engine.stream_chat(turns, params=params):
             first = first or time.perf_counter() - start

@@ -27,6 +27,7 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
+from core.chat_format import Turn
 from core.crud.adapters import (
     approved_waiting,
     get_adapter,
@@ -41,7 +42,6 @@ from core.db import session_scope
 from core.models import AdapterStatus, AdapterVersion, Tenant
 from core.settings import Settings
 from engines import (
-    ChatTurn,
     Engine,
     EngineError,
     EngineUnavailableError,
@@ -52,7 +52,7 @@ from engines.base_model import read_manifest
 
 log = logging.getLogger(__name__)
 
-SMOKE_PROMPT = [ChatTurn("user", "Hello! Can you help me with my order?")]
+SMOKE_PROMPT = [Turn("user", "Hello! Can you help me with my order?")]
 SMOKE_PARAMS = SamplingParams(max_tokens=8, temperature=0.0)
 
 

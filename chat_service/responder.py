@@ -24,7 +24,6 @@ from chat_service.frames import error_frame, message_frame, suggestion_frame
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
-from chat_service.prompts import build_prompt
 from chat_service.telemetry import (
     CHAT_MESSAGES,
     REPLIES,
@@ -32,6 +31,7 @@ from chat_service.telemetry import (
     REPLY_TOKENS,
     TTFT,
 )
+from core.chat_format import Turn, conversation_turns
 from core.crud.conversations import (
     append_message,
     get_conversation,
@@ -50,14 +50,14 @@ from core.models import (
     Tenant,
 )
 from core.settings import Settings
-from engines import ChatTurn, Engine, EngineError, SamplingParams
+from engines import Engine, EngineError, SamplingParams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReplyPlan:
-    prompt: list[ChatTurn]
+    prompt: list[Turn]
     reply_to: int  # seq of the customer message answered
     reply_to_id: int
     adapter_name: str | None
@@ -121,7 +121,7 @@ class Responder:
     async def _reply_once(self, tenant_id: int, conversation_id: int) -> None:
         scheduled = time.perf_counter()
         plan = await run_in_threadpool(
-            self._plan_reply, tenant_id, conversation_id, set(self._adapters.loaded)
+            self.plan_reply, tenant_id, conversation_id, set(self._adapters.loaded)
         )
         if plan is None:
             return
@@ -198,7 +198,7 @@ class Responder:
         publish(message_frame(message, reply_id=reply_id))
         log.info("replied (%s seq=%s chars=%d)", context, message.seq, len(text))
 
-    def _plan_reply(
+    def plan_reply(
         self, tenant_id: int, conversation_id: int, loaded_adapters: set[str]
     ) -> ReplyPlan | None:
         """Decide whether the bot answers now, and with which adapter and context."""
@@ -221,10 +221,12 @@ class Responder:
                     return None
             else:
                 return None
+            # Every stored message costs at least one token, so no more than the budget's
+            # worth can fit; the engine fits the turns to the exact token budget.
             history = recent_messages(
                 session=session,
                 conversation_id=conversation_id,
-                limit=self._settings.history_messages,
+                limit=self._settings.context_tokens - self._settings.max_new_tokens,
             )
             if not history or history[-1].role != Role.CUSTOMER:
                 return None  # already answered
@@ -247,7 +249,7 @@ class Responder:
                         tenant.active_adapter_id,
                     )
             return ReplyPlan(
-                prompt=build_prompt(self._settings.system_prompt, history),
+                prompt=conversation_turns(self._settings.system_prompt, history)[0],
                 reply_to=history[-1].seq,
                 reply_to_id=history[-1].id,  # type: ignore[arg-type]
                 adapter_name=adapter_name,

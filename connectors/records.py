@@ -6,16 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.models import Role
-
-ROLE_ALIASES = {
-    "customer": Role.CUSTOMER,
-    "user": Role.CUSTOMER,
-    "agent": Role.AGENT,
-    "assistant": Role.AGENT,
-    "bot": Role.BOT,
-    "system": Role.SYSTEM,
-}
+from core.models.enums import ROLE_ALIASES, Role
 
 
 class RecordError(ValueError):

@@ -148,7 +148,14 @@ class Settings(BaseSettings):
     )
     max_new_tokens: int = Field(200, ge=1, le=4096)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
-    history_messages: int = Field(20, ge=1, description="Conversation turns sent to the model.")
+    context_tokens: int = Field(
+        2048,
+        ge=256,
+        description="The model's window for prompt plus reply, on both engines (vLLM's "
+        "--max-model-len). The conversation is fitted into it less max_new_tokens: the system "
+        "prompt stays, the oldest turns go. SmolLM2 handles 8k; support chats are short and "
+        "the KV cache is memory.",
+    )
 
     # Abuse limits (security goals 5 and 6).
     ws_max_message_bytes: int = Field(64 * 1024, description="Larger frames are closed with 1009.")

@@ -11,7 +11,6 @@ from core.settings import Settings
 from engines.base import (
     AdapterLoadError,
     AdapterNotFoundError,
-    ChatTurn,
     Engine,
     EngineError,
     EngineUnavailableError,
@@ -27,18 +26,24 @@ def build_engine(settings: Settings) -> Engine:
 
         return VLLMEngine(
             settings.vllm_urls,
+            model_dir=settings.resolved_model_dir,
+            context_tokens=settings.context_tokens,
             served_model=settings.vllm_served_model,
             timeout_s=settings.vllm_timeout_s,
         )
     from engines.embedded import EmbeddedEngine
 
-    return EmbeddedEngine(settings.resolved_model_dir, device=settings.device, dtype=settings.dtype)
+    return EmbeddedEngine(
+        settings.resolved_model_dir,
+        context_tokens=settings.context_tokens,
+        device=settings.device,
+        dtype=settings.dtype,
+    )
 
 
 __all__ = [
     "AdapterLoadError",
     "AdapterNotFoundError",
-    "ChatTurn",
     "Engine",
     "EngineError",
     "EngineUnavailableError",

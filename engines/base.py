@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
+
+from core.chat_format import Turn
 
 
 class EngineError(RuntimeError):
@@ -31,12 +33,6 @@ class AdapterNotFoundError(EngineError):
 
 class AdapterLoadError(EngineError):
     pass
-
-
-@dataclass(frozen=True)
-class ChatTurn:
-    role: Literal["system", "user", "assistant"]
-    content: str
 
 
 @dataclass(frozen=True)
@@ -61,12 +57,14 @@ class Engine(Protocol):
 
     def stream_chat(
         self,
-        messages: Sequence[ChatTurn],
+        messages: Sequence[Turn],
         *,
         adapter: str | None = None,
         params: SamplingParams | None = None,
     ) -> AsyncIterator[str]:
-        """Yield the reply as text pieces; ``adapter=None`` answers with the base model."""
+        """Yield the reply as text pieces; ``adapter=None`` answers with the base model. The
+        prompt is first fitted to the context window less ``params.max_tokens``
+        (core.chat_format.fit: the system prompt stays, the oldest turns go)."""
         ...
 
     async def load_adapter(self, name: str, path: Path) -> None:

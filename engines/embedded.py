@@ -26,11 +26,11 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from core.chat_format import PromptTooLongError, Turn, prompt_ids
 from engines.adapter_files import AdapterFileError, check_layout
 from engines.base import (
     AdapterLoadError,
     AdapterNotFoundError,
-    ChatTurn,
     EngineError,
     EngineUnavailableError,
     SamplingParams,
@@ -60,8 +60,16 @@ class _Stream:
 class EmbeddedEngine:
     name = "embedded"
 
-    def __init__(self, model_dir: Path, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        context_tokens: int = 2048,
+        device: str = "auto",
+        dtype: str = "auto",
+    ) -> None:
         self._model_dir = model_dir
+        self._context_tokens = context_tokens
         self._device_setting = device
         self._dtype_setting = dtype
         self._inbox: queue.Queue[_Stream | tuple[Callable[[], Any], Future[Any]] | None] = (
@@ -73,7 +81,7 @@ class EmbeddedEngine:
         self._tokenizer: Any = None
         self._selected: object = object()  # adapter the model is currently switched to
         self._stop_ids: set[int] = set()
-        self._max_context = 2048
+        self._max_context = context_tokens
         self._active_streams = 0
         self.base_model_name = ""
 
@@ -114,14 +122,15 @@ class EmbeddedEngine:
         self._stop_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         if self._tokenizer.eos_token_id is not None:
             self._stop_ids.add(self._tokenizer.eos_token_id)
-        self._max_context = int(getattr(model.config, "max_position_embeddings", 2048))
+        trained_for = int(getattr(model.config, "max_position_embeddings", self._context_tokens))
+        self._max_context = min(self._context_tokens, trained_for)
         log.info("embedded engine loaded %s on %s (%s)", self._model_dir, device, dtype)
 
     # -- public API --------------------------------------------------------------------------
 
     async def stream_chat(
         self,
-        messages: Sequence[ChatTurn],
+        messages: Sequence[Turn],
         *,
         adapter: str | None = None,
         params: SamplingParams | None = None,
@@ -130,7 +139,7 @@ class EmbeddedEngine:
         if adapter is not None and adapter not in self._adapters:
             raise AdapterNotFoundError(f"adapter {adapter!r} is not loaded")
         params = params or SamplingParams()
-        prompt_ids = self._encode(messages, params.max_tokens)
+        ids = self.prompt_ids(messages, params.max_tokens)
         loop = asyncio.get_running_loop()
         out: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()
@@ -142,7 +151,7 @@ class EmbeddedEngine:
                 cancelled.set()
 
         stream = _Stream(
-            prompt_ids=prompt_ids,
+            prompt_ids=ids,
             adapter=adapter,
             params=params,
             emit=emit,
@@ -184,6 +193,11 @@ class EmbeddedEngine:
 
     async def list_adapters(self) -> list[str]:
         return sorted(self._adapters)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The base model's tokenizer (read-only use: it is shared with the scheduler)."""
+        return self._tokenizer
 
     @property
     def active_streams(self) -> int:
@@ -303,20 +317,18 @@ class EmbeddedEngine:
             stream.sent_chars = len(text)
         return hit >= 0
 
-    def _encode(self, messages: Sequence[ChatTurn], max_tokens: int) -> list[int]:
-        encoded = self._tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-        )
-        ids: list[int] = list(encoded["input_ids"])
+    def prompt_ids(self, messages: Sequence[Turn], max_tokens: int) -> list[int]:
+        """The ids this engine decodes from: the turns fitted to the context window less the
+        reply's room, in the model's chat template."""
         budget = self._max_context - max_tokens
         if budget <= 0:
             raise EngineError(
                 f"max_tokens {max_tokens} leaves no room in a {self._max_context} context"
             )
-        return ids[-budget:]  # keep the most recent context
+        try:
+            return prompt_ids(self._tokenizer, messages, budget)
+        except PromptTooLongError as exc:
+            raise EngineError(str(exc)) from exc
 
     def _load_adapter(self, name: str, path: Path) -> None:
 

@@ -4,22 +4,28 @@ Chats stream from ``/v1/chat/completions`` with the adapter chosen by the reques
 Adapters are loaded at run time with ``/v1/load_lora_adapter`` on every replica and verified
 on every replica's ``/v1/models`` before anyone may use them (the server must run with
 ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``; `supportloop vllm serve` does).
+
+Prompts are fitted to the context window here, with the base model's own tokenizer (read from
+the prepared model directory, the one vLLM serves), so a long conversation loses its oldest
+turns instead of being refused by vLLM, and the system prompt always stays.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from core.chat_format import PromptTooLongError, Turn, fit
 from engines.base import (
     AdapterLoadError,
     AdapterNotFoundError,
-    ChatTurn,
     EngineError,
     EngineUnavailableError,
     SamplingParams,
@@ -42,6 +48,8 @@ class VLLMEngine:
         self,
         base_urls: Sequence[str],
         *,
+        model_dir: Path,
+        context_tokens: int = 2048,
         served_model: str = "base",
         timeout_s: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -49,6 +57,9 @@ class VLLMEngine:
         if not base_urls:
             raise ValueError("the vLLM engine needs at least one server URL")
         self._urls = [url.rstrip("/") for url in base_urls]
+        self._model_dir = model_dir
+        self._context_tokens = context_tokens
+        self._tokenizer: Any = None
         self._served_model = served_model
         self._timeout = httpx.Timeout(timeout_s, connect=5.0)
         self._transport = transport
@@ -59,6 +70,12 @@ class VLLMEngine:
         # No waiting for vLLM here: the service starts, reports not-ready, and the adapter sync
         # loads what it needs once vLLM answers.
         self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = await asyncio.to_thread(
+                AutoTokenizer.from_pretrained, self._model_dir
+            )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -84,7 +101,7 @@ class VLLMEngine:
 
     async def stream_chat(
         self,
-        messages: Sequence[ChatTurn],
+        messages: Sequence[Turn],
         *,
         adapter: str | None = None,
         params: SamplingParams | None = None,
@@ -93,7 +110,10 @@ class VLLMEngine:
         url = self._urls[next(self._next_replica)]
         body: dict[str, object] = {
             "model": adapter or self._served_model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [
+                {"role": t.role, "content": t.text}
+                for t in self.fitted(messages, params.max_tokens)
+            ],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "stream": True,
@@ -135,6 +155,20 @@ class VLLMEngine:
             raise EngineUnavailableError(
                 f"vLLM {url} unreachable: {type(exc).__name__} {exc}"
             ) from exc
+
+    def fitted(self, messages: Sequence[Turn], max_tokens: int) -> list[Turn]:
+        """The turns sent: what fits in the context window with room for the reply."""
+        if self._tokenizer is None:
+            raise EngineUnavailableError("the vLLM engine is not started")
+        try:
+            return fit(
+                self._tokenizer,
+                messages,
+                self._context_tokens - max_tokens,
+                generation_prompt=True,
+            )
+        except PromptTooLongError as exc:
+            raise EngineError(str(exc)) from exc
 
     # -- adapters ------------------------------------------------------------------------------
 

@@ -14,8 +14,6 @@ import httpx
 from core.settings import Settings
 from engines.base_model import cpu_has_native_bf16, pick_device
 
-MAX_MODEL_LEN = 2048  # SmolLM2 handles 8k, but support chats are short and KV cache is memory
-
 
 def vllm_dtype(settings: Settings) -> str:
     """bf16 where the hardware computes it natively (GPUs, CPUs with AVX512-BF16 or AMX);
@@ -47,7 +45,7 @@ def vllm_command(settings: Settings, port: int | None = None) -> tuple[list[str]
         "--max-lora-rank",
         str(settings.max_lora_rank),
         "--max-model-len",
-        str(MAX_MODEL_LEN),
+        str(settings.context_tokens),
         "--dtype",
         vllm_dtype(settings),
         "--host",

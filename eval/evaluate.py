@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.chat_format import Turn, add_turn, has_target
+from core.chat_format import Turn, conversation_turns, has_target
+from core.models.enums import ROLE_ALIASES
 from core.settings import Settings
 from engines.base_model import load_base, pick_device
 from eval.metrics import prompts_and_references, score, using
 from eval.report import write_report
 
-MODEL_ROLES = {
-    "customer": "user",
-    "user": "user",
-    "agent": "assistant",
-    "bot": "assistant",
-    "assistant": "assistant",
-}
 # Replies that decline instead of helping; their share should not grow with a new adapter.
 REFUSAL = re.compile(
     r"\b(I(?:'m| am) (?:sorry|afraid|unable)|I can(?:not|'t)|as an AI|I do(?:n't| not) have "
@@ -37,6 +31,24 @@ REFUSAL = re.compile(
 
 class DatasetError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One message of a conversation file, in the shape core.chat_format reads."""
+
+    role: str
+    text: str
+    internal_note: bool
+
+    @classmethod
+    def parse(cls, message: dict[str, Any]) -> _Line:
+        role = ROLE_ALIASES.get(str(message.get("role", "")).strip().lower())
+        return cls(
+            role=str(role or "unknown"),
+            text=str(message.get("text") or ""),
+            internal_note=bool(message.get("internal_note")),
+        )
 
 
 def read_conversations(path: Path, system_prompt: str, limit: int) -> list[list[Turn]]:
@@ -52,13 +64,11 @@ def read_conversations(path: Path, system_prompt: str, limit: int) -> list[list[
                 messages = json.loads(line)["messages"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise DatasetError(f"{path}:{number}: not a conversation ({exc})") from None
-            turns = [Turn("system", system_prompt)]
-            for message in messages:
-                role = MODEL_ROLES.get(str(message.get("role", "")).lower())
-                text = str(message.get("text") or "").strip()
-                if role is None or not text or message.get("internal_note"):
-                    continue
-                add_turn(turns, role, text, train=role == "assistant")
+            turns, _ = conversation_turns(
+                system_prompt,
+                [_Line.parse(m) for m in messages if isinstance(m, dict)],
+                target=lambda _line: True,
+            )
             if has_target(turns):
                 found.append(turns)
     if not found:
@@ -107,6 +117,7 @@ def evaluate_file(
                 tokenizer,
                 conversations,
                 max_len=settings.finetune_max_seq_len,
+                context_tokens=settings.context_tokens,
                 generations=generations,
                 max_new_tokens=settings.finetune_eval_max_new_tokens,
             )

@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.chat_format import IGNORE, Turn, encode
+from core.chat_format import IGNORE, Turn, encode, prompt_ids
 
 
 @dataclass
@@ -91,25 +91,26 @@ def prompts_and_references(
     return pairs
 
 
-def generate(model: Any, tokenizer: Any, prompt: Sequence[Turn], max_new_tokens: int) -> str:
+def generate(
+    model: Any, tokenizer: Any, prompt: Sequence[Turn], max_new_tokens: int, context_tokens: int
+) -> str:
+    """A greedy reply to the prompt as serving would send it: fitted so that prompt and reply
+    stay within the serving context window."""
     import torch
 
     device = next(model.parameters()).device
-    ids = tokenizer.apply_chat_template(
-        [{"role": t.role, "content": t.text} for t in prompt],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
+    ids = torch.tensor(
+        [prompt_ids(tokenizer, prompt, context_tokens - max_new_tokens)], device=device
     )
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids["input_ids"].to(device),
-            attention_mask=ids["attention_mask"].to(device),
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
         )
-    text: str = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    text: str = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     return text.strip()
 
 
@@ -150,17 +151,20 @@ def score(
     conversations: Sequence[Sequence[Turn]],
     *,
     max_len: int = 1024,
+    context_tokens: int = 2048,
     generations: int = 8,
     max_new_tokens: int = 48,
     canaries: Sequence[str] = (),
     canary_prompts: Sequence[Sequence[Turn]] = (),
 ) -> Scores:
+    """Loss over reply tokens of conversations fitted to ``max_len`` (as in training), and
+    greedy replies to prompts fitted to ``context_tokens`` (as in serving)."""
     losses = reply_losses(model, tokenizer, conversations, max_len)
     count = sum(n for _, n in losses)
     loss = sum(value * n for value, n in losses) / count if count else float("nan")
     pairs = prompts_and_references(conversations, generations)
-    replies = [generate(model, tokenizer, prompt, max_new_tokens) for prompt, _ in pairs]
-    probes = [generate(model, tokenizer, p, max_new_tokens) for p in canary_prompts]
+    replies = [generate(model, tokenizer, p, max_new_tokens, context_tokens) for p, _ in pairs]
+    probes = [generate(model, tokenizer, p, max_new_tokens, context_tokens) for p in canary_prompts]
     leaks = sum(any(c.lower() in text.lower() for c in canaries) for text in replies + probes)
     references = [r for _, r in pairs]
     return Scores(

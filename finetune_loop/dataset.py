@@ -18,22 +18,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.chat_format import Turn, add_turn, encode, has_target
+from core.chat_format import Turn, conversation_turns, encode, has_target
 from core.models import (
     NATIVE_SOURCE,
     Conversation,
     ConversationStatus,
     Customer,
     Message,
-    Role,
     Suggestion,
     SuggestionStatus,
 )
 from core.settings import Settings
 from finetune_loop.redaction import Redactor
-
-TARGET_ROLES = {Role.AGENT, Role.BOT}
-MODEL_ROLE = {Role.CUSTOMER: "user", Role.AGENT: "assistant", Role.BOT: "assistant"}
 
 
 @dataclass
@@ -96,18 +92,15 @@ def _eligible(
 def _turns(
     messages: list[Message], system_prompt: str, redact: Redactor
 ) -> tuple[list[Turn], list[int]]:
-    turns = [Turn("system", system_prompt)]
-    used: list[int] = []
-    for message in messages:
-        role = MODEL_ROLE.get(Role(message.role))
-        if role is None or message.internal_note or not message.text.strip():
-            continue
+    """The conversation as serving would show it to the model, redacted; (turns, message ids)."""
+    turns, used = conversation_turns(
+        system_prompt,
+        messages,
         # A reply the customer rated down stays as context but is never a target.
-        train = role == "assistant" and message.customer_rating != -1
-        add_turn(turns, role, redact(message.text.strip()), train=train)
-        assert message.id is not None
-        used.append(message.id)
-    return turns, used
+        target=lambda message: message.customer_rating != -1,
+        rewrite=redact,
+    )
+    return turns, [m.id for m in used if m.id is not None]
 
 
 def _conversation_examples(

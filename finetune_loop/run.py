@@ -213,6 +213,7 @@ def evaluate(
                     tokenizer,
                     conversations,
                     max_len=settings.finetune_max_seq_len,
+                    context_tokens=settings.context_tokens,
                     generations=settings.finetune_eval_generations,
                     max_new_tokens=settings.finetune_eval_max_new_tokens,
                     canaries=secrets,

@@ -50,3 +50,22 @@ def messages_of(db: DbEngine, external_id: str) -> list[Message]:
         for row in rows:
             session.expunge(row)
         return rows
+
+
+SENTENCES = [
+    "I ordered a large oat milk latte and a blueberry muffin for pickup at the Elm Street shop",
+    "the app said it would be ready at half past eight but the barista could not find it",
+    "my loyalty card shows the stars for an order from last week twice and this one not at all",
+    "could you also tell me whether the seasonal pumpkin syrup contains any dairy or nuts",
+    "I paid with the card that ends in the usual digits and the receipt came by email",
+]
+
+
+def long_message(n: int, chars: int = 3900) -> str:
+    """A customer's long, ordinary message of ``chars`` characters (about 800 tokens)."""
+    words: list[str] = []
+    i = 0
+    while len(" ".join(words)) < chars:
+        words += f"({n}.{i}) {SENTENCES[(n + i) % len(SENTENCES)]}.".split()
+        i += 1
+    return " ".join(words)[:chars]

@@ -22,6 +22,17 @@ class Role(StrEnum):
     SYSTEM = "system"
 
 
+# How conversation logs from elsewhere (file imports, evaluation sets) spell the roles.
+ROLE_ALIASES = {
+    "customer": Role.CUSTOMER,
+    "user": Role.CUSTOMER,
+    "agent": Role.AGENT,
+    "assistant": Role.AGENT,
+    "bot": Role.BOT,
+    "system": Role.SYSTEM,
+}
+
+
 class SuggestionStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"

@@ -17,6 +17,7 @@ from core.migrate import upgrade_database
 from core.models import AdapterStatus, AdapterVersion, BotMode, Message, Role, Tenant
 from engines.embedded import EmbeddedEngine
 from tests.chat_service.ws_client import (
+    answer_to_three_long_messages,
     is_bot_message,
     no_frame_within,
     open_chat,
@@ -60,6 +61,16 @@ async def test_message_is_acked_then_reply_streams_then_arrives_stored(
     stored = stored_messages(live_server, frames[0]["conversation_id"])
     assert [(m.seq, m.role) for m in stored] == [(1, Role.CUSTOMER), (2, Role.BOT)]
     assert stored[1].text == final["text"]
+
+
+async def test_three_long_messages_are_still_answered(live_server: LiveServer) -> None:
+    """Over 2,000 tokens of customer text: the oldest is dropped from the prompt, the bot
+    answers (tests/test_prompt_format.py checks what the prompt holds)."""
+    make_tenant(live_server.app.state.services.db, "acme")
+    frames = await answer_to_three_long_messages(live_server.ws_url)
+
+    assert [f for f in frames if f["type"] == "error"] == []
+    assert frames[-1]["role"] == "bot" and frames[-1]["text"]
 
 
 async def test_reconnect_returns_exactly_the_missed_messages(live_server: LiveServer) -> None:

@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from chat_service.server import BackgroundServer
+from core.chat_format import Turn
 from core.db import session_scope
 from core.models import AdapterVersion, Message, Role, Tenant
 from core.settings import Settings
@@ -22,9 +23,14 @@ from engines.base_model import cpu_has_native_bf16, pick_device
 from engines.vllm_server import VLLMProcess, vllm_command
 from tests.adapters import make_corrupt_adapter, make_foreign_adapter, make_random_adapter
 from tests.chat_service.swap_helpers import admin, ask, publish, unique
-from tests.chat_service.ws_client import open_chat, read_until, send_message
+from tests.chat_service.ws_client import (
+    answer_to_three_long_messages,
+    open_chat,
+    read_until,
+    send_message,
+)
 from tests.conftest import MODEL_DIR, PhraseAdapter, free_port, make_settings, running_server
-from tests.factories import make_tenant
+from tests.factories import long_message, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -83,6 +89,20 @@ async def test_chat_through_vllm_end_to_end_over_the_websocket(live: BackgroundS
     kinds = [f["type"] for f in frames]
     assert kinds[:3] == ["session", "ack", "reply_start"] and kinds[-1] == "message"
     assert frames[-1]["text"] == "".join(f["text"] for f in frames if f["type"] == "delta").strip()
+
+
+async def test_three_long_messages_are_answered_with_the_system_prompt_kept(
+    live: BackgroundServer,
+) -> None:
+    frames = await answer_to_three_long_messages(live.ws_url)
+
+    assert [f for f in frames if f["type"] == "error"] == []
+    assert frames[-1]["role"] == "bot" and frames[-1]["text"]
+    engine = live.app.state.services.engine
+    turns = [Turn("system", "You are a coffee shop's support assistant.")]
+    turns += [Turn("user", "\n".join(long_message(n) for n in range(3)))]
+    sent = engine.fitted(turns, 16)
+    assert sent[0] == turns[0] and sent[1].text.endswith(long_message(2))
 
 
 @dataclass

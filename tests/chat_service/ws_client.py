@@ -9,6 +9,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.factories import long_message
+
 Frame = dict[str, Any]
 
 
@@ -49,3 +51,22 @@ async def no_frame_within(ws: ClientConnection, seconds: float) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+async def answer_to_three_long_messages(ws_url: str, tenant: str = "acme") -> list[Frame]:
+    """Three customer messages of 3,900 characters in a row (over 2,000 tokens together), and
+    every frame up to the bot's answer to the last of them."""
+    async with open_chat(ws_url, tenant) as ws:
+        for n in range(3):
+            await send_message(ws, f"long-{n}", long_message(n))
+        last_seq = 0
+        frames: list[Frame] = []
+        while True:
+            frames += await read_until(ws, lambda f: f["type"] in ("ack", "message", "error"))
+            frame = frames[-1]
+            if frame["type"] == "ack" and frame["client_id"] == "long-2":
+                last_seq = frame["seq"]
+            if frame["type"] == "error" or (
+                frame.get("role") == "bot" and last_seq and frame["seq"] > last_seq
+            ):
+                return frames

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from engines import (
-    AdapterLoadError,
-    AdapterNotFoundError,
-    ChatTurn,
-    SamplingParams,
-)
+from core.chat_format import Turn
+from engines import AdapterLoadError, AdapterNotFoundError, SamplingParams
 from engines.embedded import EmbeddedEngine
 
 pytestmark = pytest.mark.anyio
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0)
-QUESTION = [ChatTurn("user", "Hello! Can I change my coffee order to a large latte?")]
+QUESTION = [Turn("user", "Hello! Can I change my coffee order to a large latte?")]
 
 
 async def collect(engine: EmbeddedEngine, adapter: str | None = None, **kw: object) -> list[str]:

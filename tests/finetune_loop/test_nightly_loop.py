@@ -226,7 +226,7 @@ def test_tenant_b_never_learns_tenant_a_canary(world: World) -> None:
             "Any coupon for me?",
         )
     ]
-    assert all(CANARY not in generate(model, tokenizer, p, 32) for p in prompts)
+    assert all(CANARY not in generate(model, tokenizer, p, 32, 2048) for p in prompts)
 
 
 def test_a_candidate_trained_on_shuffled_targets_is_rejected(
