@@ -96,9 +96,7 @@ def test_the_public_surfaces_export_what_they_list() -> None:
 
 def test_eval_touches_neither_the_database_nor_the_web() -> None:
     vocabulary = "core.models.enums"  # plain enums (roles), no tables
-    offenders = {
-        (f, m) for f, m in imports("eval") if under(m, DATABASE | WEB) and m != vocabulary
-    }
+    offenders = {(f, m) for f, m in imports("eval") if under(m, DATABASE | WEB) and m != vocabulary}
     assert offenders == set()
 
 
