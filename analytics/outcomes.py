@@ -347,6 +347,14 @@ def refresh_tenant(db: DbEngine, tenant_id: int, settings: Settings) -> int:
         )
 
 
+def refresh_all_tenants(db: DbEngine, settings: Settings) -> None:
+    """Every tenant's rollups, each in its own transaction (serve's refresh loop)."""
+    with session_scope(db) as session:
+        tenant_ids = [t for t in session.exec(select(Tenant.id)) if t is not None]
+    for tenant_id in tenant_ids:
+        refresh_tenant(db, tenant_id, settings)
+
+
 def rebuild_outcomes(*, session: Session, tenant_id: int, followup_window: timedelta) -> int:
     """Recompute everything from scratch (what the incremental path must always equal)."""
     session.exec(delete(OutcomeRollup).where(col(OutcomeRollup.tenant_id) == tenant_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +10,6 @@ from contextlib import contextmanager
 class AdapterLeases:
     def __init__(self) -> None:
         self._in_use: Counter[str] = Counter()
-        self._changed = asyncio.Condition()
 
     @contextmanager
     def hold(self, name: str | None) -> Iterator[None]:
@@ -25,15 +23,6 @@ class AdapterLeases:
             self._in_use[name] -= 1
             if not self._in_use[name]:
                 del self._in_use[name]
-                asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     def in_use(self, name: str) -> int:
         return self._in_use[name]
-
-    async def wait_idle(self, name: str) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._in_use[name])

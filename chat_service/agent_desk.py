@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from chat_service.frames import message_frame, suggestion_frame
+from chat_service.frames import MessageEvent, SuggestionEvent
 from chat_service.handoff import HANDED_BACK, RESOLVED, agent_joined
 from chat_service.services import Services
 from chat_service.telemetry import CHAT_MESSAGES
@@ -72,11 +72,11 @@ async def send_agent_message(
         CHAT_MESSAGES.labels(Role.AGENT).inc()
     if created:
         services.hub.publish(
-            tenant_id, conversation_id, message_frame(message), customer_visible=not internal_note
+            tenant_id, conversation_id, MessageEvent.of(message), customer_visible=not internal_note
         )
     for suggestion in settled:
         services.hub.publish(
-            tenant_id, conversation_id, suggestion_frame(suggestion), customer_visible=False
+            tenant_id, conversation_id, SuggestionEvent.of(suggestion), customer_visible=False
         )
     return message
 
@@ -134,9 +134,9 @@ async def decide(
     )
     conversation_id = suggestion.conversation_id
     if sent is not None:
-        services.hub.publish(tenant_id, conversation_id, message_frame(sent))
+        services.hub.publish(tenant_id, conversation_id, MessageEvent.of(sent))
     services.hub.publish(
-        tenant_id, conversation_id, suggestion_frame(suggestion), customer_visible=False
+        tenant_id, conversation_id, SuggestionEvent.of(suggestion), customer_visible=False
     )
     return suggestion
 

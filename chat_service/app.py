@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from chat_service import errors
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.api import adapters as adapters_api
 from chat_service.api import chat_ws, console, conversations, health, tenants, widget
@@ -40,9 +41,18 @@ def _ensure_demo_tenant(services: Services) -> None:
             log.info("created demo tenant %r for the page at /", slug)
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    lifespans: Sequence[Lifespan] = (),
+) -> FastAPI:
     """``engine``: an already started engine to share (tests); otherwise the app builds, starts
-    and closes its own."""
+    and closes its own. ``lifespans``: what other packages run alongside (the composition root
+    passes them); they start once the chat service is ready and stop before it does."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -86,7 +96,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.services = services
         log.info("SupportLoop ready (engine=%s)", serving.name)
         try:
-            yield
+            async with AsyncExitStack() as others:
+                for other in lifespans:
+                    await others.enter_async_context(other(app))
+                yield
         finally:
             for task in background:
                 task.cancel()
@@ -102,6 +115,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         summary="Self-hosted support chatbot that learns from its own conversations.",
         lifespan=lifespan,
     )
+    errors.install(app)
     app.middleware("http")(count_requests)
     for module in (health, tenants, conversations, adapters_api, chat_ws, widget, console):
         app.include_router(module.router)

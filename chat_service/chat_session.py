@@ -13,29 +13,34 @@ import asyncio
 import logging
 import uuid
 from contextlib import ExitStack
-from typing import Any
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from chat_service.errors import CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER, close_for
 from chat_service.frames import (
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_TOO_BIG,
-    CLOSE_TRY_AGAIN_LATER,
+    AckEvent,
     ContactFrame,
     CsatFrame,
+    ErrorEvent,
+    Feedback,
+    FeedbackEvent,
     FrameError,
     HandoffFrame,
     HelloFrame,
+    IdentityEvent,
+    MessageEvent,
     MessageFrame,
     PingFrame,
+    PongEvent,
     RateFrame,
-    error_frame,
-    message_frame,
+    SavedEvent,
+    ServerEvent,
+    SessionEvent,
+    StatusEvent,
     parse_client_frame,
 )
-from chat_service.handoff import status_frame
 from chat_service.hub import Subscription
 from chat_service.identity import (
     IdentityError,
@@ -90,14 +95,13 @@ class ChatSession:
                 self._attach(conversation.id)
                 self._last_sent_seq = max(0, last_seq)
                 await self._send(
-                    {
-                        "type": "session",
-                        "conversation_id": conversation.id,
-                        "last_seq": conversation.last_seq,
-                        "status": conversation.status,
-                    }
+                    SessionEvent(
+                        conversation_id=conversation.id,
+                        last_seq=conversation.last_seq,
+                        status=conversation.status,
+                    )
                 )
-                await self._send(status_frame(conversation))
+                await self._send(StatusEvent.of(conversation))
                 await self._catch_up(upto=None)
             reader = asyncio.create_task(self._read_loop())
             sender = asyncio.create_task(self._send_loop())
@@ -133,7 +137,9 @@ class ChatSession:
             raw: str | None = event.get("text")
             if raw is None:
                 self._outbox.offer(
-                    error_frame("bad_frame", "binary frames are not supported; send JSON text")
+                    ErrorEvent(
+                        code="bad_frame", detail="binary frames are not supported; send JSON text"
+                    )
                 )
                 continue
             if len(raw.encode()) > limit:
@@ -142,7 +148,7 @@ class ChatSession:
             try:
                 frame = parse_client_frame(raw)
             except FrameError as exc:
-                self._outbox.offer(error_frame(exc.code, exc.detail))
+                self._outbox.offer(ErrorEvent(code=exc.code, detail=exc.detail))
                 continue
             if isinstance(frame, HelloFrame):
                 if not await self._identify(frame):
@@ -150,7 +156,7 @@ class ChatSession:
             elif isinstance(frame, MessageFrame):
                 await self._accept_customer_message(frame)
             elif isinstance(frame, PingFrame):
-                self._outbox.offer({"type": "pong"})
+                self._outbox.offer(PongEvent())
             else:
                 await self._accept_feedback(frame)
 
@@ -169,16 +175,14 @@ class ChatSession:
         except IdentityError as exc:
             if frame.customer_token:  # the tenant's page sent a bad token: say so, refuse
                 log.warning("refused customer token (%s): %s", self._context(), exc)
-                await self._ws.close(CLOSE_POLICY_VIOLATION, str(exc)[:120])
+                await close_for(self._ws, exc)
                 return False
             self._visitor = None  # an expired or foreign visitor token: start afresh
         if self._visitor is None:
             issued, self._visitor = issue_visitor_token(
                 key, self._tenant_id, settings.visitor_token_days
             )
-        self._outbox.offer(
-            {"type": "identity", "visitor_token": issued, "verified": self._visitor.verified}
-        )
+        self._outbox.offer(IdentityEvent(visitor_token=issued, verified=self._visitor.verified))
         return True
 
     async def _accept_customer_message(self, frame: MessageFrame) -> None:
@@ -186,9 +190,9 @@ class ChatSession:
         text = frame.text.strip()
         if not text or len(text) > max_chars:
             self._outbox.offer(
-                error_frame(
-                    "bad_message",
-                    f"text must be 1 to {max_chars} characters",
+                ErrorEvent(
+                    code="bad_message",
+                    detail=f"text must be 1 to {max_chars} characters",
                     client_id=frame.client_id,
                 )
             )
@@ -205,9 +209,9 @@ class ChatSession:
         if wait > 0:
             log.warning("rate limited (%s ip=%s)", self._context(), client)
             self._outbox.offer(
-                error_frame(
-                    "rate_limited",
-                    f"too many messages; try again in {wait:.0f} s",
+                ErrorEvent(
+                    code="rate_limited",
+                    detail=f"too many messages; try again in {wait:.0f} s",
                     client_id=frame.client_id,
                     retry_after=round(wait, 1),
                 )
@@ -215,20 +219,20 @@ class ChatSession:
             return
         conversation_id = await self._ensure_conversation()
         message, created = await run_in_threadpool(self._store, frame.client_id, text)
+        assert message.id is not None
         self._outbox.offer(
-            {
-                "type": "ack",
-                "client_id": frame.client_id,
-                "seq": message.seq,
-                "message_id": message.id,
-                "duplicate": not created,
-            }
+            AckEvent(
+                client_id=frame.client_id,
+                seq=message.seq,
+                message_id=message.id,
+                duplicate=not created,
+            )
         )
         if not created:
             return
         CHAT_MESSAGES.labels(Role.CUSTOMER).inc()
         self._services.hub.publish(
-            self._tenant_id, conversation_id, message_frame(message, client_id=frame.client_id)
+            self._tenant_id, conversation_id, MessageEvent.of(message, client_id=frame.client_id)
         )
         handoff = self._services.handoff
         if handoff.asks_for_human(text):
@@ -245,13 +249,12 @@ class ChatSession:
         assert conversation.id is not None
         self._attach(conversation.id)
         self._outbox.offer(
-            {
-                "type": "session",
-                "conversation_id": conversation.id,
-                "token": token,
-                "last_seq": 0,
-                "status": conversation.status,
-            }
+            SessionEvent(
+                conversation_id=conversation.id,
+                token=token,
+                last_seq=0,
+                status=conversation.status,
+            )
         )
         log.info("conversation started (%s)", self._context())
         return conversation.id
@@ -265,11 +268,11 @@ class ChatSession:
             await handoff.escalate(self._tenant_id, conversation_id, "customer asked for a human")
             return
         if self._conversation_id is None:
-            self._outbox.offer(error_frame("no_conversation", "send a message first"))
+            self._outbox.offer(ErrorEvent(code="no_conversation", detail="send a message first"))
             return
         conversation_id = self._conversation_id
 
-        def store(session: Session, conversation: Conversation) -> str:
+        def store(session: Session, conversation: Conversation) -> Feedback:
             if isinstance(frame, RateFrame):
                 rate_bot_message(
                     session=session,
@@ -284,7 +287,7 @@ class ChatSession:
             leave_contact(session=session, conversation=conversation, email=frame.email)
             return "contact"
 
-        def run() -> str:
+        def run() -> Feedback:
             with session_scope(self._services.db) as session:
                 conversation = require_conversation(
                     session=session, tenant_id=self._tenant_id, conversation_id=conversation_id
@@ -294,14 +297,11 @@ class ChatSession:
         try:
             what = await run_in_threadpool(run)
         except FeedbackError as exc:
-            self._outbox.offer(error_frame("bad_feedback", str(exc)))
+            self._outbox.offer(ErrorEvent(code="bad_feedback", detail=str(exc)))
             return
-        self._outbox.offer({"type": "saved", "what": what})
+        self._outbox.offer(SavedEvent(what=what))
         self._services.hub.publish(
-            self._tenant_id,
-            conversation_id,
-            {"type": "feedback", "what": what},
-            customer_visible=False,
+            self._tenant_id, conversation_id, FeedbackEvent(what=what), customer_visible=False
         )
         if isinstance(frame, RateFrame) and frame.rating == -1:
             await handoff.failed_answer(self._tenant_id, conversation_id)
@@ -359,13 +359,13 @@ class ChatSession:
                 return
             await self._deliver(frame)
 
-    async def _deliver(self, frame: dict[str, Any]) -> None:
-        seq = frame.get("seq") if frame["type"] in ("message", "ack") else None
+    async def _deliver(self, frame: ServerEvent) -> None:
+        seq = frame.seq if isinstance(frame, MessageEvent | AckEvent) else None
         if seq is None:
             await self._send(frame)
             return
         if seq <= self._last_sent_seq:
-            if frame["type"] == "ack":
+            if isinstance(frame, AckEvent):
                 await self._send(frame)  # a retried message is acked again, never re-sent
             return  # a message already delivered by a catch-up read or an earlier frame
         if seq > self._last_sent_seq + 1:
@@ -380,7 +380,7 @@ class ChatSession:
         for message in missed:
             if upto is not None and message.seq > upto:
                 break
-            await self._send(message_frame(message, client_id=message.client_id))
+            await self._send(MessageEvent.of(message, client_id=message.client_id))
             self._last_sent_seq = message.seq
 
     def _read_after(self, after_seq: int) -> list[Message]:
@@ -395,7 +395,7 @@ class ChatSession:
                 )
             )
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def _send(self, frame: ServerEvent) -> None:
         if self._ws.application_state != WebSocketState.CONNECTED:
             raise WebSocketDisconnect(1006)
-        await self._ws.send_json(frame)
+        await self._ws.send_json(frame.payload())

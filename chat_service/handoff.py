@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from chat_service.frames import message_frame
+from chat_service.frames import MessageEvent, StatusEvent
 from chat_service.hub import ConversationHub
 from core.crud import handoff
 from core.crud.conversations import require_conversation
@@ -48,17 +48,6 @@ def agent_joined(agent: str) -> Notice:
 def keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
     words = [re.escape(k.strip()) for k in keywords if k.strip()]
     return re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE) if words else None
-
-
-def status_frame(conversation: Conversation) -> dict[str, object]:
-    return {
-        "type": "status",
-        "status": conversation.status,
-        "assigned_agent": conversation.assigned_agent,
-        "offer_email": conversation.handoff_expired_at is not None
-        and conversation.assigned_agent is None,
-        "csat": conversation.csat,
-    }
 
 
 class Handoff:
@@ -92,8 +81,8 @@ class Handoff:
         notice, conversation = await run_in_threadpool(run)
         if notice is None:
             return False
-        self._hub.publish(tenant_id, conversation_id, message_frame(notice))
-        self._hub.publish(tenant_id, conversation_id, status_frame(conversation))
+        self._hub.publish(tenant_id, conversation_id, MessageEvent.of(notice))
+        self._hub.publish(tenant_id, conversation_id, StatusEvent.of(conversation))
         log.info(
             "conversation %s (tenant=%s conversation=%s)",
             conversation.status,

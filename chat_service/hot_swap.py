@@ -39,6 +39,7 @@ from core.crud.adapters import (
 )
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
+from core.errors import ConflictError, NotFoundError
 from core.models import AdapterStatus, AdapterVersion, Tenant
 from core.settings import Settings
 from engines import (
@@ -57,18 +58,19 @@ SMOKE_PARAMS = SamplingParams(max_tokens=8, temperature=0.0)
 
 
 class HotSwapError(Exception):
-    """Root of publishing errors; the message is safe to show an operator."""
+    """Root of publishing errors; the message is safe to show an operator. Raised as itself
+    when the engine cannot take a version right now (try again later)."""
 
 
-class UnknownTenantOrAdapterError(HotSwapError):
+class UnknownTenantOrAdapterError(HotSwapError, NotFoundError):
     pass
 
 
-class AdapterRejectedError(HotSwapError):
+class AdapterRejectedError(HotSwapError, ConflictError):
     pass
 
 
-class NothingToRollBackError(HotSwapError):
+class NothingToRollBackError(HotSwapError, ConflictError):
     pass
 
 
@@ -229,10 +231,11 @@ class AdapterManager:
             log.warning("adapter sync skipped: %s", exc)
 
     async def _unload_quietly(self, name: str) -> None:
+        """Best effort: a version that cannot be unloaded now is retried by the next sync."""
         try:
             await self._engine.unload_adapter(name)
-        except EngineError:
-            pass
+        except EngineError as exc:
+            log.warning("could not unload %s (the next sync retries): %s", name, exc)
         self.loaded.discard(name)
 
     # -- database steps (run in the thread pool) --------------------------------------------------

@@ -14,9 +14,10 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
 
-Event = dict[str, Any]
+from chat_service.frames import ServerEvent
+
+Event = ServerEvent
 SUBSCRIBER_QUEUE_LIMIT = 1000
 
 
@@ -71,9 +72,6 @@ class ConversationHub:
         if customer_visible:
             for subscription in list(self._subscribers.get(conversation_id, ())):
                 subscription.offer(event)
-        tagged = {**event, "conversation_id": conversation_id}
+        tagged = event.for_console(conversation_id)
         for subscription in list(self._tenant_subscribers.get(tenant_id, ())):
             subscription.offer(tagged)
-
-    def watchers(self, conversation_id: int) -> int:
-        return len(self._subscribers.get(conversation_id, ()))

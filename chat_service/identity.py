@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import jwt
 
+from core.errors import ForbiddenError
 from core.models import utcnow
 
 VISITOR_ISSUER = "supportloop"
@@ -22,8 +23,8 @@ VISITOR_SOURCE = "visitor"
 JWT_SOURCE = "jwt"
 
 
-class IdentityError(ValueError):
-    pass
+class IdentityError(ForbiddenError):
+    """A visitor or customer token that cannot be trusted; the message says why."""
 
 
 @dataclass(frozen=True)

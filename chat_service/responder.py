@@ -13,14 +13,20 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
-from chat_service.frames import error_frame, message_frame, suggestion_frame
+from chat_service.frames import (
+    DeltaEvent,
+    ErrorEvent,
+    MessageEvent,
+    ReplyStartEvent,
+    ServerEvent,
+    SuggestionEvent,
+)
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -131,24 +137,17 @@ class Responder:
         visible = not plan.suggest
         kind = "suggestion" if plan.suggest else "reply"
 
-        def publish(event: dict[str, Any]) -> None:
+        def publish(event: ServerEvent) -> None:
             self._hub.publish(tenant_id, conversation_id, event, customer_visible=visible)
 
         async def fail(outcome: str, code: str, detail: str) -> None:
             """No reply after all: say so, and count a failed answer towards a handoff."""
             REPLIES.labels(kind, outcome).inc()
-            publish(error_frame(code, detail, reply_id=reply_id))
+            publish(ErrorEvent(code=code, detail=detail, reply_id=reply_id))
             if visible:
                 await self._handoff.failed_answer(tenant_id, conversation_id)
 
-        publish(
-            {
-                "type": "reply_start",
-                "reply_id": reply_id,
-                "reply_to": plan.reply_to,
-                "suggestion": plan.suggest,
-            }
-        )
+        publish(ReplyStartEvent(reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest))
         params = SamplingParams(
             max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
         )
@@ -166,7 +165,7 @@ class Responder:
                         TTFT.observe(first_at - scheduled)
                     pieces.append(piece)
                     REPLY_TOKENS.inc()
-                    publish({"type": "delta", "reply_id": reply_id, "text": piece})
+                    publish(DeltaEvent(reply_id=reply_id, text=piece))
         except EngineError:
             log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
             await fail(
@@ -188,14 +187,14 @@ class Responder:
             suggestion = await run_in_threadpool(
                 self._store_suggestion, tenant_id, conversation_id, plan, text
             )
-            publish(suggestion_frame(suggestion, reply_id=reply_id))
+            publish(SuggestionEvent.of(suggestion, reply_id=reply_id))
             log.info("suggested (%s suggestion=%s)", context, suggestion.id)
             return
         message = await run_in_threadpool(
             self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id
         )
         CHAT_MESSAGES.labels(Role.BOT).inc()
-        publish(message_frame(message, reply_id=reply_id))
+        publish(MessageEvent.of(message, reply_id=reply_id))
         log.info("replied (%s seq=%s chars=%d)", context, message.seq, len(text))
 
     def plan_reply(

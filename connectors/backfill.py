@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, select
 
-from connectors.backfill_spec import Page, Pager, SyncError
+from connectors.backfill_spec import Page, Pager
 from connectors.chatwoot import backfill as chatwoot
+from connectors.errors import SyncError
 from connectors.freshdesk import backfill as freshdesk
 from connectors.hubspot import backfill as hubspot
 from connectors.ingest import ingest_conversation

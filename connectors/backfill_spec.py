@@ -14,16 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from connectors.errors import SyncError
 from connectors.records import InboundConversation, parse_timestamp
 
 # Re-read this much before the last high-water mark: provider clocks and commit latency can
 # make a change appear with a timestamp just before the mark (crm-formats §1.3 rule 6).
 OVERLAP_S = 300
 LEGACY_SINCE = "since:"
-
-
-class SyncError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
+from connectors.errors import RecordError
 from connectors.ingest import ingest_conversation
 from connectors.records import (
     InboundConversation,
     InboundMessage,
-    RecordError,
     content_id,
     parse_role,
     parse_timestamp,

@@ -8,11 +8,9 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from connectors.errors import ProviderAPIError
+
 MAX_RETRY_AFTER_S = 120.0
-
-
-class ProviderAPIError(RuntimeError):
-    """The provider's API could not answer now; the caller retries later or resumes."""
 
 
 def _transient(exc: BaseException) -> bool:
@@ -37,7 +35,7 @@ def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, httpx.HTTPStatusError):
         retry_after = exc.response.headers.get("Retry-After", "")
-        if retry_after.replace(".", "", 1).isdigit():
+        if retry_after.isascii() and retry_after.replace(".", "", 1).isdigit():
             return min(float(retry_after), MAX_RETRY_AFTER_S)
     return float(_backoff(state))
 

@@ -6,11 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from connectors.errors import RecordError
 from core.models.enums import ROLE_ALIASES, Role
-
-
-class RecordError(ValueError):
-    """A record that cannot be ingested; the message says which field and why."""
 
 
 def parse_role(value: object) -> Role:

@@ -15,11 +15,9 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from connectors.errors import SignatureError
+
 DEFAULT_TOLERANCE_S = 300
-
-
-class SignatureError(ValueError):
-    """The delivery is not authentic (or too old); answer 401 and store nothing."""
 
 
 def _any_matches(expected: Sequence[str], given: str) -> bool:
@@ -82,7 +80,7 @@ def verify_hubspot_v3(
     """base64(HMAC-SHA256(client secret, METHOD + URI + body + timestamp_ms))."""
     signature = _require(signature, "X-HubSpot-Signature-v3")
     timestamp_ms = _require(timestamp_ms, "X-HubSpot-Request-Timestamp")
-    if not timestamp_ms.isdigit():
+    if not (timestamp_ms.isascii() and timestamp_ms.isdigit()):  # not "²"
         raise SignatureError(f"bad timestamp {timestamp_ms!r}")
     _check_age(int(timestamp_ms) / 1000, tolerance_s, now)
     message = method.encode() + uri.encode() + raw + timestamp_ms.encode()
@@ -131,7 +129,7 @@ def verify_chatwoot(
     """sha256=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))."""
     header = _require(header, "X-Chatwoot-Signature")
     timestamp = _require(timestamp, "X-Chatwoot-Timestamp")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):  # not "²"
         raise SignatureError(f"bad timestamp {timestamp!r}")
     _check_age(int(timestamp), tolerance_s, now)
     expected = ["sha256=" + _hmac(s, timestamp.encode() + b"." + raw).hex() for s in secrets]

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.http_retry import ProviderAPIError
-from connectors.records import InboundConversation, RecordError
+from connectors.errors import ProviderAPIError, RecordError
+from connectors.records import InboundConversation
 from core.settings import Settings
 
 

@@ -27,14 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from connectors.chatwoot.webhook import ChatwootWebhook
+from connectors.errors import ProviderAPIError, RecordError, SignatureError
 from connectors.freshdesk.webhook import FreshdeskWebhook
-from connectors.http_retry import ProviderAPIError
 from connectors.hubspot.webhook import HubSpotWebhook
 from connectors.ingest import ingest_conversation
 from connectors.intercom.webhook import IntercomWebhook
-from connectors.records import RecordError
 from connectors.salesforce.webhook import SalesforceWebhook
-from connectors.signatures import SignatureError
 from connectors.webhook_spec import Delivery, WebhookProvider, parse_object
 from connectors.zendesk.webhook import ZendeskWebhook
 from core.crud.tenants import get_tenant_by_slug
@@ -63,7 +61,6 @@ PROVIDERS: dict[str, WebhookProvider] = {
         ZendeskWebhook(),
     )
 }
-SUPPORTED = tuple(sorted(PROVIDERS))
 
 
 # -- receiving ---------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from core.db import create_db_engine
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -21,6 +23,13 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
+
+
+def open_database(url: str) -> Engine:
+    """The database at ``url``, migrated to the current schema (what every command needs)."""
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    return engine
 
 
 def downgrade_database(engine: Engine, revision: str = "base") -> None:

@@ -11,15 +11,46 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
+ENV_FILE = ".env"
+
+
+class TrainingConfig(BaseSettings):
+    """How the nightly loop trains a LoRA adapter: its own settings group, read from
+    ``SUPPORTLOOP_FINETUNE_<NAME>``, and saved as ``training_config.json`` beside every adapter
+    it trains, so a version can always say how it was made. Defaults suit a few hundred
+    conversations on the 135M base model."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTLOOP_FINETUNE_",
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    lora_rank: int = Field(8, ge=1, description="Capped at max_lora_rank, what serving takes.")
+    lora_alpha: int = Field(16, ge=1, description="Usually twice the rank.")
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(2.0, gt=0)
+    batch_size: int = Field(4, ge=1)
+    max_seq_len: int = Field(
+        512, ge=64, description="Tokens per example; longer ones lose their oldest turns."
+    )
+    seed: int = Field(1234, description="Data order, validation split, replay sample, canaries.")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Linear warm-up, then decay.")
+    checkpoint_every: int = Field(
+        10, ge=1, description="Optimizer steps between checkpoints (resume after a kill)."
+    )
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SUPPORTLOOP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SUPPORTLOOP_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
     )
 
     var_dir: Path = Field(
@@ -194,15 +225,9 @@ class Settings(BaseSettings):
         0.2, ge=0, le=1, description="Share of earlier windows' examples mixed in (forgetting)."
     )
     finetune_validation_fraction: float = Field(0.15, gt=0, lt=1)
-    finetune_seed: int = 1234
-    finetune_lora_rank: int = Field(8, ge=1)
-    finetune_lora_alpha: int = Field(16, ge=1)
-    finetune_learning_rate: float = Field(2e-4, gt=0)
-    finetune_epochs: float = Field(2.0, gt=0)
-    finetune_batch_size: int = Field(4, ge=1)
-    finetune_max_seq_len: int = Field(512, ge=64)
-    finetune_checkpoint_every: int = Field(
-        10, ge=1, description="Optimizer steps between checkpoints (resume after a kill)."
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(),
+        description="The trainer's settings (SUPPORTLOOP_FINETUNE_LORA_RANK, ...).",
     )
     finetune_gate_tolerance: float = Field(
         0.02,
@@ -219,6 +244,15 @@ class Settings(BaseSettings):
         "03:00", description="Local time of the nightly run (HH:MM); empty disables it."
     )
     finetune_timezone: str = Field("UTC", description="Time zone of finetune_nightly_at.")
+
+    @model_validator(mode="after")
+    def _reply_leaves_room_for_a_prompt(self) -> Settings:
+        if self.max_new_tokens > self.context_tokens // 2:
+            raise ValueError(
+                f"max_new_tokens ({self.max_new_tokens}) may take at most half of "
+                f"context_tokens ({self.context_tokens}); the rest is the conversation"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -116,7 +116,7 @@ def evaluate_file(
                 model,
                 tokenizer,
                 conversations,
-                max_len=settings.finetune_max_seq_len,
+                max_len=settings.training.max_seq_len,
                 context_tokens=settings.context_tokens,
                 generations=generations,
                 max_new_tokens=settings.finetune_eval_max_new_tokens,

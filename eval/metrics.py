@@ -65,15 +65,6 @@ def reply_losses(
     return found
 
 
-def reply_loss(
-    model: Any, tokenizer: Any, conversations: Sequence[Sequence[Turn]], max_len: int
-) -> float:
-    """Token-weighted mean loss over every reply token."""
-    losses = reply_losses(model, tokenizer, conversations, max_len)
-    count = sum(n for _, n in losses)
-    return sum(loss * n for loss, n in losses) / count if count else float("nan")
-
-
 def prompts_and_references(
     conversations: Sequence[Sequence[Turn]], limit: int
 ) -> list[tuple[list[Turn], str]]:

@@ -300,7 +300,7 @@ def build_dataset(
         # Redact and format only as many older conversations as the sample needs, not all
         # history: draw them in a seeded order, a chunk at a time (some have no reply to learn).
         order = sorted(older)
-        random.Random(settings.finetune_seed).shuffle(order)
+        random.Random(settings.training.seed).shuffle(order)
         for start in range(0, len(order), wanted):
             chunk = {cid: older[cid] for cid in order[start : start + wanted]}
             replay += _conversation_examples(session, chunk, until, settings, Counter(), Counter())
@@ -311,7 +311,7 @@ def build_dataset(
             example.replay = True
     examples += replay
 
-    fraction, seed = settings.finetune_validation_fraction, settings.finetune_seed
+    fraction, seed = settings.finetune_validation_fraction, settings.training.seed
     validation = [e for e in examples if _in_validation(e, fraction, seed)]
     train = [e for e in examples if not _in_validation(e, fraction, seed)]
     if train and not validation:  # tiny sets: still measure something

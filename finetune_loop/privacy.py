@@ -19,11 +19,12 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, delete, or_, select
 
 from core.crud.adapters import retire_tainted, stop_serving_tainted
-from core.crud.tenants import get_tenant_by_slug
+from core.crud.tenants import require_tenant
 from core.db import session_scope
+from core.errors import NotFoundError
 from core.models import AdapterLineage, AdapterVersion, Conversation, Customer, Message, Suggestion
 from core.settings import Settings
-from finetune_loop.run import RunOutcome, run_once, tenant_dir
+from finetune_loop.run import RunOutcome, RunResult, run_once, tenant_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,10 @@ def forget_customer(
     *, db: DbEngine, settings: Settings, tenant_slug: str, customer_id: int, retrain: bool = True
 ) -> ForgetReport:
     with session_scope(db) as session:
-        tenant = get_tenant_by_slug(session=session, slug=tenant_slug)
-        if tenant is None or tenant.id is None:
-            raise ValueError(f"tenant {tenant_slug!r} not found")
-        tenant_id = tenant.id
+        tenant_id = require_tenant(session=session, slug=tenant_slug).id
         customer = session.get(Customer, customer_id)
         if customer is None or customer.tenant_id != tenant_id:
-            raise ValueError(f"customer {customer_id} not found for tenant {tenant_slug!r}")
+            raise NotFoundError(f"customer {customer_id} not found for tenant {tenant_slug!r}")
         conversation_ids = {
             cid
             for cid in session.exec(
@@ -118,7 +116,7 @@ def forget_customer(
     outcome = None
     if retrain and tainted:
         outcome = run_once(db=db, settings=settings, tenant_slug=tenant_slug, force=True, full=True)
-    if outcome is None or outcome.status != "published":
+    if outcome is None or outcome.status != RunResult.PUBLISHED:
         with session_scope(db) as session:
             if stop_serving_tainted(session=session, tenant_id=tenant_id):
                 log.warning(

@@ -15,33 +15,20 @@ import math
 import random
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.chat_format import IGNORE, Turn, encode
 from core.durable_files import fsync_tree, replace_dir
+from core.settings import TrainingConfig
 from engines.base_model import load_base, pick_device
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
+CONFIG_FILE = "training_config.json"
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    rank: int = 8
-    alpha: int = 16
-    learning_rate: float = 2e-4
-    epochs: float = 2.0
-    batch_size: int = 4
-    max_seq_len: int = 512
-    seed: int = 1234
-    dropout: float = 0.05
-    warmup_fraction: float = 0.1
-    checkpoint_every: int = 10  # optimizer steps
-    device: str = "auto"
 
 
 @dataclass
@@ -140,55 +127,62 @@ def _load_checkpoint(work_dir: Path, model: Any, optimizer: Any, meta: dict[str,
     return int(saved["step"])
 
 
+def _lora_model(model_dir: Path, device: str, config: TrainingConfig) -> tuple[Any, Any]:
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_base(model_dir, device)
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.dropout,
+        target_modules=TARGET_MODULES,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora), tokenizer
+
+
+def _lr_factor(total: int, warmup_fraction: float) -> Callable[[int], float]:
+    """Linear warm-up, then linear decay to zero at the last step."""
+    warmup = max(1, int(total * warmup_fraction))
+    return lambda step: (
+        min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / max(1, total - warmup))
+    )
+
+
 def train_lora(
     *,
     model_dir: Path,
     examples: Sequence[Sequence[Turn]],
     out_dir: Path,
     work_dir: Path,
-    config: TrainConfig,
+    config: TrainingConfig,
     fingerprint: str,
+    device: str = "auto",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train, checkpointing into `work_dir` (resumed if it holds this job's checkpoint), and
-    write the adapter (safetensors + adapter_config.json) to `out_dir`."""
+    write the adapter (safetensors + adapter_config.json + the training config) to `out_dir`."""
     import time
 
     import torch
-    from peft import LoraConfig, get_peft_model
 
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    device = pick_device(config.device)
-    model, tokenizer = load_base(model_dir, device)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=config.rank,
-            lora_alpha=config.alpha,
-            lora_dropout=config.dropout,
-            target_modules=TARGET_MODULES,
-            task_type="CAUSAL_LM",
-        ),
-    )
+    device = pick_device(device)
+    model, tokenizer = _lora_model(model_dir, device, config)
     encoded = [encode(tokenizer, turns, config.max_seq_len) for turns in examples]
     encoded = [e for e in encoded if any(label != IGNORE for label in e[1])]
     if not encoded:
         raise ValueError("no example has a reply to learn from")
-    per_epoch = math.ceil(len(encoded) / config.batch_size)
-    total = max(1, math.ceil(per_epoch * config.epochs))
+    total = max(1, math.ceil(math.ceil(len(encoded) / config.batch_size) * config.epochs))
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate
     )
-    meta = {"fingerprint": fingerprint, "config": asdict(config), "total": total}
+    meta = {"fingerprint": fingerprint, "config": config.model_dump(), "total": total}
     work_dir.mkdir(parents=True, exist_ok=True)
     resumed = _load_checkpoint(work_dir, model, optimizer, meta)
-    warmup = max(1, int(total * config.warmup_fraction))
-
-    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay to zero
-        return min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / max(1, total - warmup))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s + resumed))
+    factor = _lr_factor(total, config.warmup_fraction)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s + resumed))
     if resumed:
         log.info("resuming training at step %d of %d (%s)", resumed, total, work_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -214,6 +208,9 @@ def train_lora(
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
             _save_checkpoint(work_dir, model, optimizer, step + 1, meta)
     model.save_pretrained(out_dir, safe_serialization=True)
+    (out_dir / CONFIG_FILE).write_text(
+        json.dumps({**config.model_dump(), "device": device, "fingerprint": fingerprint}, indent=2)
+    )
     return TrainResult(
         steps=total,
         resumed_from=resumed,

@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from analytics import refresh_tenant
+from analytics import refresh_all_tenants
 from analytics.dashboard import dashboard_router
-from chat_service.app import create_app
+from chat_service.app import Lifespan, create_app
 from chat_service.console_auth import AgentContext, current_agent
 from connectors.api import webhook_router
 from connectors.webhooks import retry_due
-from core.db import session_scope
-from core.models import Tenant
 from core.settings import Settings
 from engines import Engine
 from supportloop.metrics import metrics_text
@@ -37,15 +34,47 @@ def agents_tenant(agent: Annotated[AgentContext, Depends(current_agent)]) -> int
     return agent.tenant_id
 
 
-def refresh_all_tenants(db: DbEngine, settings: Settings) -> None:
-    with session_scope(db) as session:
-        tenant_ids = [t for t in session.exec(select(Tenant.id)) if t is not None]
-    for tenant_id in tenant_ids:
-        refresh_tenant(db, tenant_id, settings)
+def every(seconds: float, name: str, work: Callable[[DbEngine], object]) -> Lifespan:
+    """A lifespan that runs ``work`` (blocking, in the thread pool) every ``seconds`` while the
+    app serves. A failed pass is logged and the next one runs on time."""
+
+    async def forever(db: DbEngine) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await run_in_threadpool(work, db)
+            except Exception:
+                log.exception("%s failed; trying again in %s s", name, seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(forever(app.state.services.db), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return lifespan
 
 
 def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
-    app = create_app(settings, engine=engine)
+    app = create_app(
+        settings,
+        engine=engine,
+        lifespans=[
+            every(
+                settings.webhook_retry_interval_s,
+                "webhook retries",
+                lambda db: retry_due(db=db, settings=settings),
+            ),
+            every(
+                settings.analytics_refresh_interval_s,
+                "outcome analytics refresh",
+                lambda db: refresh_all_tenants(db, settings),
+            ),
+        ],
+    )
 
     def get_db() -> DbEngine:
         db: DbEngine = app.state.services.db
@@ -60,39 +89,4 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         webhook ingestion, training runs and their outcomes."""
         return Response(metrics_text(get_db), media_type=CONTENT_TYPE_LATEST)
 
-    chat_lifespan = app.router.lifespan_context
-
-    async def refresh_outcomes_forever() -> None:
-        while True:
-            await asyncio.sleep(settings.analytics_refresh_interval_s)
-            try:
-                await run_in_threadpool(refresh_all_tenants, get_db(), settings)
-            except Exception:
-                log.exception("outcome analytics refresh failed")
-
-    async def retry_webhooks_forever() -> None:
-        while True:
-            await asyncio.sleep(settings.webhook_retry_interval_s)
-            try:
-                await run_in_threadpool(
-                    lambda: retry_due(db=app.state.services.db, settings=settings)
-                )
-            except Exception:  # keep retrying later; one bad pass must not stop the loop
-                log.exception("webhook retry pass failed")
-
-    @asynccontextmanager
-    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
-        async with chat_lifespan(application):
-            loops = [
-                asyncio.create_task(retry_webhooks_forever(), name="webhook-retries"),
-                asyncio.create_task(refresh_outcomes_forever(), name="outcome-refresh"),
-            ]
-            try:
-                yield
-            finally:
-                for task in loops:
-                    task.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
-
-    app.router.lifespan_context = lifespan
     return app

@@ -17,6 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
 import asyncio  # noqa: E402
 import importlib.util  # noqa: E402
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -59,8 +60,17 @@ SLOWEST_FILES = (
 )
 
 
+# Tests that train a model, start vLLM or drive a browser are `slow`: `make test-fast` leaves
+# them out. Whole files say so with a module-level mark; a test elsewhere that asks for one of
+# these fixtures is marked here, so a new one cannot slip into the fast set unnoticed.
+SLOW_FIXTURES = {"phrase_adapters", "vllm_server", "browser"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
     def rank(item: pytest.Item) -> int:
         path = item.path.relative_to(tests_dir).as_posix()
@@ -72,35 +82,69 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # -- databases -----------------------------------------------------------------------------
 
 
-def _fresh_postgres_database() -> Iterator[str]:
-    name = f"sl_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
+def _admin_engine() -> DbEngine:
+    return sa.create_engine(
         sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
     )
+
+
+def _postgres_url(name: str) -> str:
+    return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated once per test process; every test's database is a copy of it
+    (CREATE DATABASE ... TEMPLATE copies files, which is much faster than migrating)."""
+    name = f"sl_template_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(_postgres_url(name))
+    upgrade_database(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    assert not path.with_name("template.db-wal").exists()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own on each backend, at the current schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("SUPPORTLOOP_TEST_POSTGRES_URL is not set (CI sets it to the local server)")
+    template = request.getfixturevalue("postgres_template")
+    name = f"sl_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
-        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield _postgres_url(name)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("SUPPORTLOOP_TEST_POSTGRES_URL is not set (CI sets it to the local server)")
-    yield from _fresh_postgres_database()
-
-
 @pytest.fixture
 def db(db_url: str) -> Iterator[DbEngine]:
-    """A migrated database on each backend."""
+    """The database of db_url, as an engine (migrating it is a no-op: it is at head)."""
     engine = create_db_engine(db_url)
     upgrade_database(engine)
     yield engine

@@ -107,7 +107,7 @@ def test_a_stored_conversation_gives_the_same_token_ids_to_serving_and_training(
             session=session, tenant_id=tenant.id, settings=settings, since=None, until=utcnow()
         )
     (example,) = [e for e in dataset.train + dataset.validation if e.conversation_id == cid]
-    ids, labels = encode(engine.tokenizer, example.turns, settings.finetune_max_seq_len)
+    ids, labels = encode(engine.tokenizer, example.turns, settings.training.max_seq_len)
     last_reply = max(
         i for i, label in enumerate(labels) if label != IGNORE and labels[i - 1] == IGNORE
     )

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.deps import AdminDep, ServicesDep
-from chat_service.hot_swap import (
-    AdapterRejectedError,
-    HotSwapError,
-    NothingToRollBackError,
-    UnknownTenantOrAdapterError,
-)
+from chat_service.hot_swap import UnknownTenantOrAdapterError
 from chat_service.schemas import AdapterList, AdapterPublic, AdapterPublish
 from chat_service.services import Services
 from core.crud.adapters import list_adapter_versions
@@ -24,14 +19,6 @@ from core.models import AdapterVersion
 router = APIRouter(prefix="/v1/admin/tenants/{slug}/adapters", tags=["adapters"])
 
 
-def _http_error(exc: HotSwapError) -> HTTPException:
-    if isinstance(exc, UnknownTenantOrAdapterError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
-    if isinstance(exc, AdapterRejectedError | NothingToRollBackError):
-        return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc))
-
-
 @router.get("", response_model=AdapterList)
 async def get_adapters(slug: str, services: ServicesDep, _admin: AdminDep) -> AdapterList:
     """Every version of the tenant's adapter, newest first, and what is loaded."""
@@ -40,7 +27,7 @@ async def get_adapters(slug: str, services: ServicesDep, _admin: AdminDep) -> Ad
         with session_scope(services.db) as session:
             tenant = get_tenant_by_slug(session=session, slug=slug)
             if tenant is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"tenant {slug!r} not found")
+                raise UnknownTenantOrAdapterError(f"tenant {slug!r} not found")
             assert tenant.id is not None
             versions = list(list_adapter_versions(session=session, tenant_id=tenant.id))
             by_id = {v.id: v.name for v in versions}
@@ -61,10 +48,9 @@ async def get_adapters(slug: str, services: ServicesDep, _admin: AdminDep) -> Ad
 
 
 async def _run(services: Services, action: str, **kwargs: object) -> AdapterPublic:
-    try:
-        version = await getattr(services.adapters, action)(**kwargs)
-    except HotSwapError as exc:
-        raise _http_error(exc) from exc
+    """One of the hot-swap protocol's operations; its errors answer for themselves
+    (chat_service/errors.py)."""
+    version = await getattr(services.adapters, action)(**kwargs)
     return AdapterPublic.model_validate(version)
 
 

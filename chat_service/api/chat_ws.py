@@ -9,26 +9,35 @@ from fastapi import APIRouter, Query, WebSocket
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.chat_session import ChatSession
-from chat_service.frames import CLOSE_POLICY_VIOLATION
+from chat_service.errors import close_for
 from chat_service.services import Services
 from core.crud.conversations import get_conversation_by_token
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
+from core.errors import DomainError, ForbiddenError, NotFoundError
 from core.models import Conversation, Tenant
 
 router = APIRouter()
 log = logging.getLogger(__name__)
 
 
-def _lookup(
-    services: Services, slug: str, token: str | None
-) -> tuple[Tenant | None, Conversation | None]:
+def _admit(
+    services: Services, slug: str, token: str | None, origin: str | None
+) -> tuple[Tenant, Conversation | None]:
+    """The tenant and the conversation being resumed, or the reason the socket is refused."""
     with session_scope(services.db) as session:
         tenant = get_tenant_by_slug(session=session, slug=slug)
-        if tenant is None or not token:
+        if tenant is None or tenant.id is None:
+            raise NotFoundError("unknown tenant")
+        if tenant.allowed_origins and origin not in tenant.allowed_origins:
+            log.warning("refused origin %s (tenant=%s)", origin, tenant.slug)
+            raise ForbiddenError("origin not allowed")
+        if not token:
             return tenant, None
-        assert tenant.id is not None
-        return tenant, get_conversation_by_token(session=session, tenant_id=tenant.id, token=token)
+        conversation = get_conversation_by_token(session=session, tenant_id=tenant.id, token=token)
+        if conversation is None:
+            raise NotFoundError("unknown conversation token")
+        return tenant, conversation
 
 
 @router.websocket("/v1/chat/ws")
@@ -44,16 +53,10 @@ async def chat_websocket(
     # Accept first: a close before accepting becomes a bare HTTP 403 and the client never
     # learns the reason; after accepting, the close code and reason reach it.
     await websocket.accept()
-    tenant_row, conversation = await run_in_threadpool(_lookup, services, tenant, token)
-    if tenant_row is None:
-        await websocket.close(CLOSE_POLICY_VIOLATION, "unknown tenant")
-        return
     origin = websocket.headers.get("origin")
-    if tenant_row.allowed_origins and origin not in tenant_row.allowed_origins:
-        log.warning("refused origin %s (tenant=%s)", origin, tenant_row.slug)
-        await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
-        return
-    if token and conversation is None:
-        await websocket.close(CLOSE_POLICY_VIOLATION, "unknown conversation token")
+    try:
+        tenant_row, conversation = await run_in_threadpool(_admit, services, tenant, token, origin)
+    except DomainError as exc:
+        await close_for(websocket, exc)
         return
     await ChatSession(websocket, services, tenant_row).run(conversation, last_seq)

@@ -7,14 +7,15 @@ Everything here is scoped to the signed-in agent's tenant; conversations of othe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, status
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect
 
 from chat_service import agent_desk
 from chat_service.console_auth import (
@@ -37,24 +38,26 @@ from chat_service.console_schemas import (
     SuggestionPublic,
 )
 from chat_service.deps import ServicesDep
-from chat_service.frames import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER
+from chat_service.errors import CLOSE_TRY_AGAIN_LATER, close_for
+from chat_service.frames import ReadyEvent, TypingEvent
 from chat_service.hub import Subscription
 from chat_service.schemas import MessagePublic
 from chat_service.telemetry import CONNECTIONS
 from core.crud.agents import authenticate_agent, end_agent_session, start_agent_session
 from core.crud.conversations import (
-    ConversationNotFoundError,
-    get_conversation,
     last_messages,
     list_messages,
     recently_active,
+    require_conversation,
 )
-from core.crud.suggestions import SuggestionError, pending_suggestions, review_queue
+from core.crud.suggestions import pending_suggestions, review_queue
 from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
+from core.errors import ForbiddenError
 from core.models import Conversation, ConversationStatus, Customer, Message, Tenant
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 _STATIC = Path(__file__).parent.parent / "static"
 
 
@@ -217,11 +220,9 @@ def conversations(
 @router.get("/console/api/conversations/{conversation_id}")
 def conversation(conversation_id: int, agent: Agent, services: ServicesDep) -> ConversationDetail:
     with session_scope(services.db) as session:
-        row = get_conversation(
+        row = require_conversation(
             session=session, tenant_id=agent.tenant_id, conversation_id=conversation_id
         )
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="conversation not found")
         messages = list_messages(session=session, conversation_id=conversation_id)
         pending = pending_suggestions(session=session, conversation_id=conversation_id)
         return ConversationDetail(
@@ -239,30 +240,18 @@ def conversation(conversation_id: int, agent: Agent, services: ServicesDep) -> C
         )
 
 
-async def _act(call: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run an agent action, turning domain errors into clear 4xx answers."""
-    try:
-        return await call()
-    except ConversationNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    except SuggestionError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-
-
 @router.post("/console/api/conversations/{conversation_id}/messages", status_code=201)
 async def send(
     conversation_id: int, body: ConsoleMessage, agent: CheckedAgent, services: ServicesDep
 ) -> MessagePublic:
-    message: Message = await _act(
-        lambda: agent_desk.send_agent_message(
-            services,
-            tenant_id=agent.tenant_id,
-            conversation_id=conversation_id,
-            text=body.text.strip(),
-            author=agent.name,
-            internal_note=body.internal_note,
-            client_id=body.client_id,
-        )
+    message: Message = await agent_desk.send_agent_message(
+        services,
+        tenant_id=agent.tenant_id,
+        conversation_id=conversation_id,
+        text=body.text.strip(),
+        author=agent.name,
+        internal_note=body.internal_note,
+        client_id=body.client_id,
     )
     return MessagePublic.model_validate(message)
 
@@ -275,26 +264,16 @@ async def change_hands(
     that an agent is composing)."""
     tenant_id = agent.tenant_id
     if action == "takeover":
-        await _act(
-            lambda: agent_desk.take_over(
-                services, tenant_id=tenant_id, conversation_id=conversation_id, agent=agent.name
-            )
+        await agent_desk.take_over(
+            services, tenant_id=tenant_id, conversation_id=conversation_id, agent=agent.name
         )
     elif action == "handback":
-        await _act(
-            lambda: agent_desk.hand_back(
-                services, tenant_id=tenant_id, conversation_id=conversation_id
-            )
-        )
+        await agent_desk.hand_back(services, tenant_id=tenant_id, conversation_id=conversation_id)
     elif action == "resolve":
-        await _act(
-            lambda: agent_desk.resolve(
-                services, tenant_id=tenant_id, conversation_id=conversation_id
-            )
-        )
+        await agent_desk.resolve(services, tenant_id=tenant_id, conversation_id=conversation_id)
     elif action == "typing":
         services.hub.publish(
-            tenant_id, conversation_id, {"type": "typing", "role": "agent", "author": agent.name}
+            tenant_id, conversation_id, TypingEvent(role="agent", author=agent.name)
         )
     else:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown action {action!r}")
@@ -306,16 +285,14 @@ async def decide(
     suggestion_id: int, body: SuggestionDecision, agent: CheckedAgent, services: ServicesDep
 ) -> SuggestionPublic:
     """accept (send the draft), edit (send the edited text), reject (with a reason)."""
-    suggestion = await _act(
-        lambda: agent_desk.decide(
-            services,
-            tenant_id=agent.tenant_id,
-            suggestion_id=suggestion_id,
-            decision=body.decision,
-            reviewer=agent.name,
-            text=body.text,
-            reason=body.reason,
-        )
+    suggestion = await agent_desk.decide(
+        services,
+        tenant_id=agent.tenant_id,
+        suggestion_id=suggestion_id,
+        decision=body.decision,
+        reviewer=agent.name,
+        text=body.text,
+        reason=body.reason,
     )
     return SuggestionPublic(
         id=suggestion.id,
@@ -350,15 +327,13 @@ async def review_verdict(
     message_id: int, body: ReviewVerdict, agent: CheckedAgent, services: ServicesDep
 ) -> Response:
     """A corrected reply (trains as an edit) or a reason the reply was wrong."""
-    await _act(
-        lambda: agent_desk.review(
-            services,
-            tenant_id=agent.tenant_id,
-            message_id=message_id,
-            reviewer=agent.name,
-            corrected_text=body.corrected_text,
-            reason=body.reason,
-        )
+    await agent_desk.review(
+        services,
+        tenant_id=agent.tenant_id,
+        message_id=message_id,
+        reviewer=agent.name,
+        corrected_text=body.corrected_text,
+        reason=body.reason,
     )
     return Response(status_code=204)
 
@@ -371,11 +346,11 @@ async def console_socket(websocket: WebSocket) -> None:
     """Every event of the tenant's conversations, tagged with conversation_id."""
     await websocket.accept()
     if not same_origin(websocket):
-        await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
+        await close_for(websocket, ForbiddenError("origin not allowed"))
         return
     agent = await run_in_threadpool(load_agent, websocket)
     if agent is None:
-        await websocket.close(CLOSE_POLICY_VIOLATION, "sign in at /console/login")
+        await close_for(websocket, ForbiddenError("sign in at /console/login"))
         return
     services = websocket.app.state.services
     subscription = Subscription()
@@ -386,7 +361,7 @@ async def console_socket(websocket: WebSocket) -> None:
             if subscription.overflowed.is_set():
                 await websocket.close(CLOSE_TRY_AGAIN_LATER, "too slow; reload")
                 return
-            await websocket.send_json(event)
+            await websocket.send_json(event.payload())
 
     async def until_closed() -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -394,10 +369,17 @@ async def console_socket(websocket: WebSocket) -> None:
 
     CONNECTIONS.labels("console").inc()
     with services.hub.subscribe_tenant(agent.tenant_id, subscription):
-        await websocket.send_json({"type": "ready"})
+        await websocket.send_json(ReadyEvent().payload())
         tasks = {asyncio.create_task(forward()), asyncio.create_task(until_closed())}
         _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Exception) and not isinstance(outcome, WebSocketDisconnect):
+                log.error(
+                    "console socket failed (tenant=%s agent=%s)",
+                    agent.tenant_id,
+                    agent.name,
+                    exc_info=outcome,
+                )
     CONNECTIONS.labels("console").dec()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
-from sqlmodel import Session
+from fastapi import APIRouter, Query, status
 
 from chat_service.agent_desk import send_agent_message
 from chat_service.deps import CurrentTenant, ServicesDep, SessionDep
@@ -17,23 +16,13 @@ from chat_service.schemas import (
     MessagesPage,
 )
 from core.crud.conversations import (
-    ConversationNotFoundError,
     list_conversations,
     list_messages,
     require_conversation,
 )
-from core.models import Conversation, ConversationStatus
+from core.models import ConversationStatus
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
-
-
-def _conversation_or_404(session: Session, tenant_id: int, conversation_id: int) -> Conversation:
-    try:
-        return require_conversation(
-            session=session, tenant_id=tenant_id, conversation_id=conversation_id
-        )
-    except ConversationNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
 
 
 @router.get("", response_model=ConversationsPage)
@@ -65,7 +54,7 @@ def get_messages(
 ) -> MessagesPage:
     """Oldest first, including internal notes."""
     assert tenant.id is not None
-    _conversation_or_404(session, tenant.id, conversation_id)
+    require_conversation(session=session, tenant_id=tenant.id, conversation_id=conversation_id)
     rows = list_messages(
         session=session, conversation_id=conversation_id, after_seq=after_seq, limit=limit
     )
@@ -85,16 +74,13 @@ async def post_agent_message(
 ) -> MessagePublic:
     """Send an agent message; it reaches the customer's open widget at once."""
     assert tenant.id is not None
-    try:
-        message = await send_agent_message(
-            services,
-            tenant_id=tenant.id,
-            conversation_id=conversation_id,
-            text=body.text,
-            author=body.author,
-            internal_note=body.internal_note,
-            client_id=body.client_id,
-        )
-    except ConversationNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    message = await send_agent_message(
+        services,
+        tenant_id=tenant.id,
+        conversation_id=conversation_id,
+        text=body.text,
+        author=body.author,
+        internal_note=body.internal_note,
+        client_id=body.client_id,
+    )
     return MessagePublic.model_validate(message)

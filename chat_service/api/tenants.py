@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
 from chat_service.deps import AdminDep, SessionDep
 from chat_service.schemas import TenantCreate, TenantCreated, TenantPublic, TenantUpdate
-from core.crud.tenants import TenantExistsError, create_tenant, update_tenant
+from core.crud.tenants import create_tenant, update_tenant
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -14,18 +14,13 @@ router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
 def post_tenant(body: TenantCreate, session: SessionDep, _admin: AdminDep) -> TenantCreated:
     """Create a tenant; the response carries its API key, which is never shown again."""
-    try:
-        tenant, api_key = create_tenant(
-            session=session,
-            slug=body.slug,
-            name=body.name,
-            allowed_origins=body.allowed_origins,
-            bot_mode=body.bot_mode,
-        )
-    except TenantExistsError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    tenant, api_key = create_tenant(
+        session=session,
+        slug=body.slug,
+        name=body.name,
+        allowed_origins=body.allowed_origins,
+        bot_mode=body.bot_mode,
+    )
     session.commit()
     return TenantCreated(tenant=TenantPublic.model_validate(tenant), api_key=api_key)
 
@@ -35,14 +30,11 @@ def patch_tenant(
     slug: str, body: TenantUpdate, session: SessionDep, _admin: AdminDep
 ) -> TenantPublic:
     """Switch the bot mode (auto, assist, off) or replace the widget's allowed origins."""
-    try:
-        tenant = update_tenant(
-            session=session,
-            slug=slug,
-            bot_mode=body.bot_mode,
-            allowed_origins=body.allowed_origins,
-        )
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    tenant = update_tenant(
+        session=session,
+        slug=slug,
+        bot_mode=body.bot_mode,
+        allowed_origins=body.allowed_origins,
+    )
     session.commit()
     return TenantPublic.model_validate(tenant)

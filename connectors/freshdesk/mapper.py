@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from connectors.records import InboundConversation, InboundMessage, RecordError, parse_timestamp
+from connectors.errors import RecordError
+from connectors.records import InboundConversation, InboundMessage, parse_timestamp
 from connectors.text import clean_body
 from core.models import Role
 
@@ -23,7 +24,7 @@ def ticket_ref(payload: dict[str, Any], raw: bytes) -> tuple[str, str]:
     an exact re-delivery is a duplicate and a new change is a new event."""
     data = payload.get("freshdesk_webhook", payload)
     ticket_id = str(data.get("ticket_id") or "").strip() if isinstance(data, dict) else ""
-    if not ticket_id.isdigit():
+    if not (ticket_id.isascii() and ticket_id.isdigit()):
         raise RecordError("missing or non-numeric ticket_id")
     return f"{ticket_id}:{hashlib.sha256(raw).hexdigest()[:32]}", ticket_id
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.records import InboundConversation, InboundMessage, RecordError, parse_timestamp
+from connectors.errors import RecordError
+from connectors.records import InboundConversation, InboundMessage, parse_timestamp
 from connectors.text import clean_body
 from core.models import Role
 

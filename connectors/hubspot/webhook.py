@@ -6,9 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from connectors.errors import RecordError
 from connectors.hubspot import mapper
 from connectors.hubspot.client import fetch_message
-from connectors.records import InboundConversation, RecordError
+from connectors.records import InboundConversation
 from connectors.signatures import verify_hubspot_v3
 from connectors.webhook_spec import Delivery, credentials, own_authors, parse_json
 from core.settings import Settings

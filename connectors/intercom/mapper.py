@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.records import InboundConversation, InboundMessage, RecordError
+from connectors.errors import RecordError
+from connectors.records import InboundConversation, InboundMessage
 from connectors.text import clean_body
 from core.models import Role
 

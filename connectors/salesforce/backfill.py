@@ -10,7 +10,7 @@ again, which only re-reads rows (ingestion is idempotent).
 from __future__ import annotations
 
 from connectors.backfill_spec import Page, Position, epoch
-from connectors.http_retry import ProviderAPIError
+from connectors.errors import ProviderAPIError
 from connectors.salesforce import mapper
 from connectors.salesforce.client import fetch_case, query_page
 

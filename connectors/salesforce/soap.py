@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from defusedxml import ElementTree
 
-from connectors.records import RecordError
+from connectors.errors import RecordError
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"

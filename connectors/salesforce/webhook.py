@@ -6,10 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.records import InboundConversation, RecordError
+from connectors.errors import RecordError, SignatureError
+from connectors.records import InboundConversation
 from connectors.salesforce import mapper, soap
 from connectors.salesforce.client import fetch_case
-from connectors.signatures import SignatureError, verify_shared_token
+from connectors.signatures import verify_shared_token
 from connectors.webhook_spec import Delivery, credentials, own_authors
 from core.settings import Settings
 

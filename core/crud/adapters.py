@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from core.errors import ConflictError
 from core.models import AdapterStatus, AdapterVersion, Tenant, utcnow
 
 
-class AdapterNameTakenError(ValueError):
+class AdapterNameTakenError(ConflictError):
     pass
 
 
@@ -51,6 +52,18 @@ def get_adapter(*, session: Session, tenant_id: int, name: str) -> AdapterVersio
             AdapterVersion.tenant_id == tenant_id, AdapterVersion.name == name
         )
     ).first()
+
+
+def get_adapter_by_name(*, session: Session, name: str) -> AdapterVersion | None:
+    """Version names are unique across tenants (vLLM addresses adapters by name alone)."""
+    return session.exec(select(AdapterVersion).where(AdapterVersion.name == name)).first()
+
+
+def active_adapter(*, session: Session, tenant_id: int) -> AdapterVersion | None:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or tenant.active_adapter_id is None:
+        return None
+    return session.get(AdapterVersion, tenant.active_adapter_id)
 
 
 def list_adapter_versions(*, session: Session, tenant_id: int) -> Sequence[AdapterVersion]:

@@ -8,6 +8,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
+from core.errors import ConflictError, InvalidError
 from core.models import Agent, AgentSession, Tenant, utcnow
 from core.secrets import hash_token, new_token
 
@@ -19,7 +20,7 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash("no such agent, but take the same time")
 
 
-class AgentExistsError(ValueError):
+class AgentExistsError(ConflictError):
     pass
 
 
@@ -28,9 +29,9 @@ def create_agent(
 ) -> Agent:
     email = email.strip().lower()
     if "@" not in email:
-        raise ValueError(f"not an email address: {email!r}")
+        raise InvalidError(f"not an email address: {email!r}")
     if len(password) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+        raise InvalidError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
     existing = session.exec(
         select(Agent).where(Agent.tenant_id == tenant_id, Agent.email == email)
     ).first()

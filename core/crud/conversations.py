@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.errors import NotFoundError
 from core.models import (
     NATIVE_SOURCE,
     Conversation,
@@ -72,7 +73,7 @@ def get_conversation(
     ).first()
 
 
-class ConversationNotFoundError(LookupError):
+class ConversationNotFoundError(NotFoundError):
     pass
 
 

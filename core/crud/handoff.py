@@ -14,6 +14,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from core.crud.conversations import append_message
+from core.errors import InvalidError
 from core.models import Conversation, ConversationStatus, Customer, Message, Role, utcnow
 
 NOTICE_PREFIX = "notice:"
@@ -140,7 +141,7 @@ def record_failed_answer(*, session: Session, conversation: Conversation) -> int
     return conversation.failed_answers
 
 
-class FeedbackError(ValueError):
+class FeedbackError(InvalidError):
     pass
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, or_, select
 
 from core.crud.conversations import append_message
+from core.errors import ConflictError
 from core.models import Conversation, Message, Role, Suggestion, SuggestionStatus, utcnow
 
 
@@ -23,7 +24,7 @@ class Decision(StrEnum):
     REJECT = "reject"  # send nothing; say why
 
 
-class SuggestionError(ValueError):
+class SuggestionError(ConflictError):
     pass
 
 

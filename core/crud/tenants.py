@@ -6,6 +6,7 @@ import re
 
 from sqlmodel import Session, select
 
+from core.errors import ConflictError, InvalidError, NotFoundError
 from core.models import ApiKey, BotMode, Tenant
 from core.secrets import hash_token, new_token
 
@@ -13,7 +14,7 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 API_KEY_PREFIX = "slk"
 
 
-class TenantExistsError(ValueError):
+class TenantExistsError(ConflictError):
     pass
 
 
@@ -27,7 +28,7 @@ def create_tenant(
 ) -> tuple[Tenant, str]:
     """Create a tenant with its first API key; the key is returned once and never stored."""
     if not SLUG_PATTERN.match(slug):
-        raise ValueError(
+        raise InvalidError(
             f"invalid tenant slug {slug!r}: use 1-63 lowercase letters, digits or '-', "
             "starting with a letter or digit"
         )
@@ -56,6 +57,17 @@ def get_tenant_by_slug(*, session: Session, slug: str) -> Tenant | None:
     return session.exec(select(Tenant).where(Tenant.slug == slug)).first()
 
 
+def require_tenant(*, session: Session, slug: str) -> Tenant:
+    tenant = get_tenant_by_slug(session=session, slug=slug)
+    if tenant is None or tenant.id is None:
+        raise NotFoundError(f"tenant {slug!r} not found")
+    return tenant
+
+
+def tenant_slugs(*, session: Session) -> list[str]:
+    return list(session.exec(select(Tenant.slug).order_by(Tenant.slug)).all())
+
+
 def authenticate_api_key(*, session: Session, key: str) -> Tenant | None:
     """The tenant owning an unrevoked key, or None. Lookup is by hash, so no timing leak."""
     row = session.exec(
@@ -76,7 +88,7 @@ def update_tenant(
     """Change how the bot answers (auto, assist, off) or where the widget may run."""
     tenant = get_tenant_by_slug(session=session, slug=slug)
     if tenant is None:
-        raise LookupError(f"tenant {slug!r} not found")
+        raise NotFoundError(f"tenant {slug!r} not found")
     if bot_mode is not None:
         tenant.bot_mode = bot_mode
     if allowed_origins is not None:

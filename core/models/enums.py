@@ -51,9 +51,10 @@ class AdapterStatus(StrEnum):
 class TrainingRunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+    SUCCEEDED = "succeeded"  # a candidate passed the gate and is in the registry
+    REJECTED = "rejected"  # the gate refused the candidate (a verdict, not a crash)
+    FAILED = "failed"  # an error stopped the run
+    SKIPPED = "skipped"  # too little new data
 
 
 class WebhookEventStatus(StrEnum):

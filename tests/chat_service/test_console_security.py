@@ -56,14 +56,27 @@ class Console:
         assert response.status_code == 200, response.text
         self.cookie = response.cookies["supportloop_console"]
         self.csrf = response.json()["csrf_token"]
-        self.http = httpx.Client(
-            base_url=live.http_url, headers={"Cookie": f"supportloop_console={self.cookie}"}
-        )
+        self.base_url = live.http_url
+        self.headers = {"Cookie": f"supportloop_console={self.cookie}"}
 
-    def post(self, path: str, csrf: str | None = "valid", **headers: str) -> httpx.Response:
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base_url + path, headers=self.headers)
+
+    def post(
+        self,
+        path: str,
+        json: object = None,
+        csrf: str | None = "valid",
+        **headers: str,
+    ) -> httpx.Response:
+        """With the CSRF token (csrf="valid"), a wrong one, or none (csrf=None)."""
         if csrf is not None:
             headers["X-CSRF-Token"] = self.csrf if csrf == "valid" else csrf
-        return self.http.post(path, json={"text": "hello"}, headers=headers)
+        return httpx.post(
+            self.base_url + path,
+            json={"text": "hello"} if json is None else json,
+            headers={**self.headers, **headers},
+        )
 
 
 def acme_conversation(live: BackgroundServer) -> int:
@@ -131,14 +144,14 @@ def test_an_agent_sees_and_touches_only_their_own_tenants_conversations(
 ) -> None:
     conversation_id = acme_conversation(live)
     globex = Console(live, "globex")
-    assert globex.http.get("/console/api/conversations").json() == []
-    assert globex.http.get(f"/console/api/conversations/{conversation_id}").status_code == 404
+    assert globex.get("/console/api/conversations").json() == []
+    assert globex.get(f"/console/api/conversations/{conversation_id}").status_code == 404
     sent = globex.post(f"/console/api/conversations/{conversation_id}/messages")
     assert sent.status_code == 404
     takeover = globex.post(f"/console/api/conversations/{conversation_id}/takeover")
     assert takeover.status_code == 404
     acme = Console(live, "acme")
-    assert [c["id"] for c in acme.http.get("/console/api/conversations").json()] == [
+    assert [c["id"] for c in acme.get("/console/api/conversations").json()] == [
         conversation_id
     ]
 
@@ -146,7 +159,7 @@ def test_an_agent_sees_and_touches_only_their_own_tenants_conversations(
 def test_signing_out_ends_the_session_on_the_server(live: BackgroundServer) -> None:
     console = Console(live, "acme")
     assert console.post("/console/api/logout").status_code == 204
-    assert console.http.get("/console/api/me").status_code == 401  # the old cookie is dead
+    assert console.get("/console/api/me").status_code == 401  # the old cookie is dead
 
 
 @pytest.mark.anyio

@@ -65,10 +65,9 @@ async def test_an_agents_own_reply_settles_the_pending_drafts(live: BackgroundSe
 
         console = Console(live, "acme")
         conversation_id = frames[0]["conversation_id"]
-        sent = console.http.post(
+        sent = console.post(
             f"/console/api/conversations/{conversation_id}/messages",
             json={"text": "Both, yes! Oat is the most popular."},
-            headers={"X-CSRF-Token": console.csrf},
         )
         assert sent.status_code == 201
         agent = (await read_until(ws, lambda f: f["type"] == "message"))[-1]
@@ -97,11 +96,10 @@ async def test_deciding_twice_or_rejecting_without_a_reason_is_refused(
     [draft] = suggestions(live)
     console = Console(live, "acme")
     path = f"/console/api/suggestions/{draft.id}"
-    headers = {"X-CSRF-Token": console.csrf}
-    no_reason = console.http.post(path, json={"decision": "reject"}, headers=headers)
+    no_reason = console.post(path, json={"decision": "reject"})
     assert no_reason.status_code == 409 and "say why" in no_reason.json()["detail"]
-    assert console.http.post(path, json={"decision": "accept"}, headers=headers).status_code == 200
-    again = console.http.post(path, json={"decision": "accept"}, headers=headers)
+    assert console.post(path, json={"decision": "accept"}).status_code == 200
+    again = console.post(path, json={"decision": "accept"})
     assert again.status_code == 409 and "already accepted" in again.json()["detail"]
     [accepted] = suggestions(live)
     assert accepted.status == SuggestionStatus.ACCEPTED and accepted.final_text == draft.draft_text

@@ -32,7 +32,7 @@ from tests.chat_service.ws_client import (
 from tests.conftest import MODEL_DIR, PhraseAdapter, free_port, make_settings, running_server
 from tests.factories import long_message, make_tenant
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def vllm_server_settings(tmp_path: Path) -> Settings:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from connectors.backfill import SyncError, sync
-from connectors.http_retry import ProviderAPIError
+from connectors.backfill import sync
+from connectors.errors import ProviderAPIError, SyncError
 from connectors.webhooks import Delivery, receive
 from core.db import session_scope
 from core.models import Conversation, Message, Role, SyncCursor

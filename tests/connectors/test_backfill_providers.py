@@ -12,8 +12,8 @@ from sqlmodel import func, select
 
 from connectors.backfill import sync
 from connectors.backfill_spec import OVERLAP_S, Position
+from connectors.errors import ProviderAPIError
 from connectors.freshdesk import client as freshdesk_client
-from connectors.http_retry import ProviderAPIError
 from core.db import session_scope
 from core.models import Conversation, Message, Role, SyncCursor
 from core.settings import Settings

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.errors import SignatureError
 from connectors.signatures import (
-    SignatureError,
     verify_chatwoot,
     verify_hubspot_v3,
     verify_intercom,
