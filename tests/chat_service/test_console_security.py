@@ -151,9 +151,7 @@ def test_an_agent_sees_and_touches_only_their_own_tenants_conversations(
     takeover = globex.post(f"/console/api/conversations/{conversation_id}/takeover")
     assert takeover.status_code == 404
     acme = Console(live, "acme")
-    assert [c["id"] for c in acme.get("/console/api/conversations").json()] == [
-        conversation_id
-    ]
+    assert [c["id"] for c in acme.get("/console/api/conversations").json()] == [conversation_id]
 
 
 def test_signing_out_ends_the_session_on_the_server(live: BackgroundServer) -> None:
