@@ -31,17 +31,10 @@ COFFEE = (
 
 
 def examples(count: int, system_prompt: str) -> list[list[object]]:
-    from core.chat_format import Turn
+    """The first ``count`` coffee-orders conversations, as the nightly loop would see them."""
+    from eval.evaluate import read_conversations
 
-    rows = [json.loads(line) for line in itertools.islice(COFFEE.open(), count)]
-    out = []
-    for row in rows:
-        turns = [Turn("system", system_prompt)]
-        for message in row["messages"]:
-            role = "user" if message["role"] == "customer" else "assistant"
-            turns.append(Turn(role, message["text"], train=role == "assistant"))
-        out.append(turns)
-    return out
+    return read_conversations(COFFEE, system_prompt, count)  # type: ignore[return-value]
 
 
 def peak_memory_mib(device: str) -> float:
@@ -53,8 +46,8 @@ def peak_memory_mib(device: str) -> float:
 
 
 def run_ours(args: argparse.Namespace, data: list[list[object]], device: str) -> dict[str, float]:
-    from core.settings import Settings
-    from finetune_loop.trainer import TrainConfig, train_lora
+    from core.settings import Settings, TrainingConfig
+    from finetune_loop.trainer import train_lora
 
     settings = Settings()
     batches = args.steps
@@ -65,16 +58,16 @@ def run_ours(args: argparse.Namespace, data: list[list[object]], device: str) ->
             examples=data,  # type: ignore[arg-type]
             out_dir=Path(tmp) / "out",
             work_dir=Path(tmp) / "work",
-            config=TrainConfig(
-                rank=16,
-                alpha=32,
+            config=TrainingConfig(
+                lora_rank=16,
+                lora_alpha=32,
                 epochs=epochs,
                 batch_size=args.batch,
                 max_seq_len=1024,
                 checkpoint_every=10**6,
-                device=device,
             ),
             fingerprint="bench",
+            device=device,
         )
     return {"tokens": result.tokens, "seconds": result.seconds, "steps": result.steps}
 

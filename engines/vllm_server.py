@@ -76,10 +76,15 @@ class VLLMProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self._log_path.open("ab")
-        self._process = subprocess.Popen(
-            self._argv, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # The child keeps its own copy of the descriptor; ours is closed at once.
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self._argv,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -75,7 +75,8 @@ pytestmark = [
 def coffee(start: int, stop: int, tmp: Path, plant: str | None = None) -> Path:
     """A slice of the corpus as a file; `plant` goes into the agent's first reply of the
     first three conversations."""
-    rows = [json.loads(line) for line in itertools.islice(COFFEE.open(), start, stop)]
+    with COFFEE.open() as lines:
+        rows = [json.loads(line) for line in itertools.islice(lines, start, stop)]
     for row in rows[:3] if plant else []:
         agent = next(m for m in row["messages"] if m["role"] == "agent")
         agent["text"] += f" Use code {plant} for 10% off."
