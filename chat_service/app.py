@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from chat_service import errors
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.api import adapters as adapters_api
-from chat_service.api import chat_ws, console, conversations, health, tenants, widget
+from chat_service.api import (
+    chat_ws,
+    console,
+    conversations,
+    health,
+    tenants,
+    widget,
+)
+from chat_service.api import knowledge as knowledge_api
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -27,18 +36,35 @@ from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.settings import Settings, get_settings
 from engines import Engine, build_engine
+from knowledge import KnowledgeBase, read_tree, sync_documents
 
 log = logging.getLogger(__name__)
 
 
+DEMO_HELP_CENTER = Path(__file__).parent / "demo_help_center"
+
+
 def _ensure_demo_tenant(services: Services) -> None:
+    """The demo tenant, answering from the small help center that ships with the project
+    (synced at every start: unchanged articles cost nothing)."""
     slug = services.settings.demo_tenant
     if not slug:
         return
     with session_scope(services.db) as session:
-        if get_tenant_by_slug(session=session, slug=slug) is None:
-            create_tenant(session=session, slug=slug, name="Demo")
+        tenant = get_tenant_by_slug(session=session, slug=slug)
+        if tenant is None:
+            tenant, _ = create_tenant(session=session, slug=slug, name="Demo")
             log.info("created demo tenant %r for the page at /", slug)
+        tenant_id = tenant.id
+    assert tenant_id is not None
+    if services.settings.knowledge.enabled:
+        sync_documents(
+            services.db,
+            tenant_id=tenant_id,
+            source="demo",
+            documents=read_tree(DEMO_HELP_CENTER),
+            embeddings=services.knowledge.embeddings,
+        )
 
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -66,6 +92,7 @@ def create_app(
         leases = AdapterLeases()
         adapters = AdapterManager(db=db, engine=serving, leases=leases, settings=settings)
         handoff = Handoff(db=db, hub=hub, settings=settings)
+        knowledge = KnowledgeBase(db, settings.knowledge)
         services = Services(
             settings=settings,
             db=db,
@@ -79,12 +106,14 @@ def create_app(
                 adapters=adapters,
                 leases=leases,
                 handoff=handoff,
+                knowledge=knowledge,
             ),
             adapters=adapters,
             leases=leases,
             handoff=handoff,
             secret_key=load_secret_key(settings),
             rate_limiter=RateLimiter(),
+            knowledge=knowledge,
         )
         await run_in_threadpool(_ensure_demo_tenant, services)
         # Load every tenant's active adapter before taking traffic, then keep checking.
@@ -117,6 +146,16 @@ def create_app(
     )
     errors.install(app)
     app.middleware("http")(count_requests)
-    for module in (health, tenants, conversations, adapters_api, chat_ws, widget, console):
+    routers = (
+        health,
+        tenants,
+        conversations,
+        knowledge_api,
+        adapters_api,
+        chat_ws,
+        widget,
+        console,
+    )
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -25,8 +25,8 @@ Server -> client:
   ack: client_id, seq, message_id, duplicate  (the customer message is stored)
   reply_start: reply_id, reply_to, suggestion  (the bot started composing; a suggestion is for agents)
   delta: reply_id, text  (a piece of the bot's reply as it streams)
-  message: id, seq, role, text, author, internal_note, created_at, client_id?, reply_id?  (a stored message)
-  suggestion: id, reply_to_message_id, text, status, final_text, reviewer, reason, reply_id?  (consoles: a draft and its review)
+  message: id, seq, role, text, author, internal_note, created_at, sources, offer_handoff, client_id?, reply_id?  (a stored message; a grounded bot reply lists its sources, a declined one offers a person)
+  suggestion: id, reply_to_message_id, text, status, final_text, reviewer, reason, sources, reply_id?  (consoles: a draft and its review)
   error: code, detail, client_id?, reply_id?, retry_after?  (the connection stays usable)
   pong
   ready  (consoles: subscribed, events follow)
@@ -246,8 +246,21 @@ class DeltaEvent(ServerEvent):
     text: str
 
 
+class SourceShown(BaseModel):
+    """A help-center article a reply stands on, as the widget lists it under the reply."""
+
+    doc_id: str
+    title: str
+    excerpt: str
+    url: str | None = None
+
+
+def _sources(grounding: dict[str, Any] | None) -> list[SourceShown]:
+    return [SourceShown.model_validate(s) for s in (grounding or {}).get("sources", [])]
+
+
 class MessageEvent(ServerEvent):
-    """a stored message"""
+    """a stored message; a grounded bot reply lists its sources, a declined one offers a person"""
 
     type: ClassVar[str] = "message"
     id: int
@@ -257,6 +270,8 @@ class MessageEvent(ServerEvent):
     author: str | None
     internal_note: bool  # only consoles ever receive notes
     created_at: datetime
+    sources: list[SourceShown]
+    offer_handoff: bool
     client_id: str | None = None
     reply_id: str | None = None
 
@@ -271,6 +286,8 @@ class MessageEvent(ServerEvent):
             author=message.author,
             internal_note=message.internal_note,
             created_at=message.created_at,
+            sources=_sources(message.grounding),
+            offer_handoff=bool((message.grounding or {}).get("refused")),
             **extra,
         )
 
@@ -286,6 +303,7 @@ class SuggestionEvent(ServerEvent):
     final_text: str | None
     reviewer: str | None
     reason: str | None
+    sources: list[SourceShown]
     reply_id: str | None = None
 
     @classmethod
@@ -299,6 +317,7 @@ class SuggestionEvent(ServerEvent):
             final_text=suggestion.final_text,
             reviewer=suggestion.reviewer,
             reason=suggestion.reason,
+            sources=_sources(suggestion.grounding),
             **extra,
         )
 

@@ -4,6 +4,11 @@ Replies run as tasks owned by the service, not by a WebSocket connection: a cust
 connection drops mid-reply still gets the whole reply when they resume, because it is stored.
 One reply per conversation at a time; messages that arrive meanwhile are answered next.
 In assist mode the same composition becomes a suggestion for the agents instead of a reply.
+
+When the tenant has help-center documents, every reply is grounded (knowledge/): the articles
+are retrieved before the model runs and go into its prompt, the reply is checked against them
+and carries its sources; when they do not answer the question the bot says so and offers a
+person, without running the model.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import select
@@ -27,17 +34,19 @@ from chat_service.frames import (
     ServerEvent,
     SuggestionEvent,
 )
+from chat_service.grounded import plan_prompt
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.telemetry import (
     CHAT_MESSAGES,
+    GROUNDED,
     REPLIES,
     REPLY_STREAM_SECONDS,
     REPLY_TOKENS,
     TTFT,
 )
-from core.chat_format import Turn, conversation_turns
+from core.chat_format import Turn
 from core.crud.conversations import (
     append_message,
     get_conversation,
@@ -57,6 +66,7 @@ from core.models import (
 )
 from core.settings import Settings
 from engines import Engine, EngineError, SamplingParams
+from knowledge import Answer, Grounding, KnowledgeBase, review
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,8 @@ class ReplyPlan:
     adapter_name: str | None
     adapter_version_id: int | None
     suggest: bool  # a draft for an agent rather than a reply to the customer
+    grounding: Grounding | None = None  # None: the tenant has no documents
+    answer: Answer | None = None  # decided without the model (the documents are silent)
 
 
 class Responder:
@@ -82,8 +94,10 @@ class Responder:
         adapters: AdapterManager,
         leases: AdapterLeases,
         handoff: Handoff,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
         self._db = db
+        self._knowledge = knowledge
         self._engine = engine
         self._hub = hub
         self._settings = settings
@@ -151,6 +165,12 @@ class Responder:
         params = SamplingParams(
             max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
         )
+        if plan.answer is not None:
+            publish(DeltaEvent(reply_id=reply_id, text=plan.answer.text))
+            await self._deliver(
+                tenant_id, conversation_id, plan, plan.answer.text, context, reply_id, publish
+            )
+            return
         pieces: list[str] = []
         first_at = 0.0
         try:
@@ -183,15 +203,39 @@ class Responder:
             await fail("empty", "reply_empty", "The assistant had no answer.")
             return
         REPLIES.labels(kind, "ok").inc()
+        await self._deliver(tenant_id, conversation_id, plan, text, context, reply_id, publish)
+
+    async def _deliver(
+        self,
+        tenant_id: int,
+        conversation_id: int,
+        plan: ReplyPlan,
+        text: str,
+        context: str,
+        reply_id: str,
+        publish: Callable[[ServerEvent], None],
+    ) -> None:
+        """Store the reply (or the draft) with its grounding, and show it."""
+        record = None
+        if plan.grounding is not None:
+            answer = plan.answer or review(
+                text, plan.grounding, min_overlap=self._settings.knowledge.min_overlap
+            )
+            text, record = answer.text, answer.grounding_record(plan.grounding)
+            GROUNDED.labels(
+                "refused" if answer.refused else "quoted" if answer.quoted else "answered"
+            ).inc()
+            if answer.reason:
+                log.info("grounding (%s): %s", context, answer.reason)
         if plan.suggest:
             suggestion = await run_in_threadpool(
-                self._store_suggestion, tenant_id, conversation_id, plan, text
+                self._store_suggestion, tenant_id, conversation_id, plan, text, record
             )
             publish(SuggestionEvent.of(suggestion, reply_id=reply_id))
             log.info("suggested (%s suggestion=%s)", context, suggestion.id)
             return
         message = await run_in_threadpool(
-            self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id
+            self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id, record
         )
         CHAT_MESSAGES.labels(Role.BOT).inc()
         publish(MessageEvent.of(message, reply_id=reply_id))
@@ -247,17 +291,27 @@ class Responder:
                         tenant.slug,
                         tenant.active_adapter_id,
                     )
-            return ReplyPlan(
-                prompt=conversation_turns(self._settings.system_prompt, history)[0],
-                reply_to=history[-1].seq,
-                reply_to_id=history[-1].id,  # type: ignore[arg-type]
-                adapter_name=adapter_name,
-                adapter_version_id=adapter_id,
-                suggest=suggest,
-            )
+        # Grounding reads the help center in its own transaction, after this one has ended
+        # (SQLite lets one writer-capable transaction in at a time).
+        prompt = plan_prompt(self._knowledge, self._settings.system_prompt, tenant_id, history)
+        return ReplyPlan(
+            prompt=prompt.prompt,
+            reply_to=history[-1].seq,
+            reply_to_id=history[-1].id,  # type: ignore[arg-type]
+            adapter_name=adapter_name,
+            adapter_version_id=adapter_id,
+            suggest=suggest,
+            grounding=prompt.grounding,
+            answer=prompt.answer,
+        )
 
     def _store_reply(
-        self, tenant_id: int, conversation_id: int, text: str, adapter_version_id: int | None
+        self,
+        tenant_id: int,
+        conversation_id: int,
+        text: str,
+        adapter_version_id: int | None,
+        grounding: dict[str, Any] | None,
     ) -> Message:
         with session_scope(self._db) as session:
             conversation = require_conversation(
@@ -269,11 +323,17 @@ class Responder:
                 role=Role.BOT,
                 text=text,
                 adapter_version_id=adapter_version_id,
+                grounding=grounding,
             )
             return message
 
     def _store_suggestion(
-        self, tenant_id: int, conversation_id: int, plan: ReplyPlan, text: str
+        self,
+        tenant_id: int,
+        conversation_id: int,
+        plan: ReplyPlan,
+        text: str,
+        grounding: dict[str, Any] | None,
     ) -> Suggestion:
         with session_scope(self._db) as session:
             conversation = require_conversation(
@@ -287,4 +347,5 @@ class Responder:
                 reply_to=reply_to,
                 draft_text=text,
                 adapter_version_id=plan.adapter_version_id,
+                grounding=grounding,
             )

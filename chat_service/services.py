@@ -14,6 +14,7 @@ from chat_service.rate_limit import RateLimiter
 from chat_service.responder import Responder
 from core.settings import Settings
 from engines import Engine
+from knowledge import KnowledgeBase
 
 
 @dataclass
@@ -28,3 +29,4 @@ class Services:
     handoff: Handoff
     secret_key: bytes
     rate_limiter: RateLimiter
+    knowledge: KnowledgeBase

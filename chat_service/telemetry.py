@@ -33,6 +33,12 @@ REPLY_TOKENS = Counter("supportloop_reply_tokens", "Streamed reply pieces (token
 REPLY_STREAM_SECONDS = Counter(
     "supportloop_reply_stream_seconds", "Time spent streaming replies, first to last token."
 )
+GROUNDED = Counter(
+    "supportloop_grounded_replies",
+    "Grounded compositions by outcome: answered, quoted (the model's reply failed the check) "
+    "or refused (the documents were silent).",
+    ["outcome"],
+)
 REPLIES = Counter(
     "supportloop_replies",
     "Bot compositions by kind (reply/suggestion) and outcome.",

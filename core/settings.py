@@ -48,6 +48,53 @@ class TrainingConfig(BaseSettings):
     )
 
 
+class KnowledgeConfig(BaseSettings):
+    """Grounded answers (knowledge/): when the help center is good enough to answer from, and
+    how much of it goes into a prompt. Read from ``SUPPORTLOOP_KNOWLEDGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTLOOP_KNOWLEDGE_",
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    enabled: bool = Field(
+        True,
+        description="Ground replies in the tenant's documents; a tenant without documents is "
+        "answered from the model alone either way.",
+    )
+    min_support: float = Field(
+        0.55,
+        ge=0,
+        le=1,
+        description="Cosine the best sentence or table row of the top articles must reach for "
+        "the bot to answer; below it the bot says it does not know and offers a person.",
+    )
+    max_sources: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Articles cited under one reply (a second one only when it supports the "
+        "question within source_margin of the first).",
+    )
+    source_margin: float = Field(
+        0.05, ge=0, description="A runner-up article is cited if this close to the best one."
+    )
+    context_chunks: int = Field(4, ge=1, le=12, description="Chunks put into the prompt.")
+    min_overlap: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="Share of a generated reply's words the articles must contain; a reply "
+        "below it (or with a figure the articles lack) is replaced by a quote of the article.",
+    )
+    context_tokens: int = Field(
+        700, ge=64, description="Token budget of the help-center excerpts in one prompt."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTLOOP_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
@@ -228,6 +275,10 @@ class Settings(BaseSettings):
     training: TrainingConfig = Field(
         default_factory=lambda: TrainingConfig(),
         description="The trainer's settings (SUPPORTLOOP_FINETUNE_LORA_RANK, ...).",
+    )
+    knowledge: KnowledgeConfig = Field(
+        default_factory=lambda: KnowledgeConfig(),
+        description="Grounded answers (SUPPORTLOOP_KNOWLEDGE_MIN_SUPPORT, ...).",
     )
     finetune_gate_tolerance: float = Field(
         0.02,

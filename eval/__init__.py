@@ -4,6 +4,7 @@ and numbers: no database, no web (tests/test_architecture.py holds it to that)."
 
 from eval.classification import ClassificationReport, classification_report, report_from_counts
 from eval.evaluate import DatasetError, EvalResult, evaluate_file
+from eval.grounding import Question, read_questions, summarise, write_grounding_report
 from eval.metrics import Scores, prompts_and_references, score, using
 from eval.report import write_report
 
@@ -11,12 +12,16 @@ __all__ = [
     "ClassificationReport",
     "DatasetError",
     "EvalResult",
+    "Question",
     "Scores",
     "classification_report",
     "evaluate_file",
     "prompts_and_references",
+    "read_questions",
     "report_from_counts",
     "score",
+    "summarise",
     "using",
+    "write_grounding_report",
     "write_report",
 ]

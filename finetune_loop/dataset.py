@@ -12,19 +12,21 @@ import hashlib
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.chat_format import Turn, conversation_turns, encode, has_target
+from core.chat_format import Turn, articles_in, conversation_turns, encode, has_target
 from core.models import (
     NATIVE_SOURCE,
     Conversation,
     ConversationStatus,
     Customer,
     Message,
+    Role,
     Suggestion,
     SuggestionStatus,
 )
@@ -89,10 +91,18 @@ def _eligible(
     return kept
 
 
+Grounder = Callable[[list[str]], str]  # customer turns -> the system prompt serving would use
+
+
 def _turns(
-    messages: list[Message], system_prompt: str, redact: Redactor
+    messages: list[Message], system_prompt: str | Grounder, redact: Redactor
 ) -> tuple[list[Turn], list[int]]:
-    """The conversation as serving would show it to the model, redacted; (turns, message ids)."""
+    """The conversation as serving would show it to the model, redacted; (turns, message ids).
+    With a grounder, the system prompt carries the help-center articles retrieval finds for
+    the customer's questions, as serving's would."""
+    if callable(system_prompt):
+        asked = [m.text for m in messages if m.role == Role.CUSTOMER and not m.internal_note]
+        system_prompt = system_prompt(asked)
     turns, used = conversation_turns(
         system_prompt,
         messages,
@@ -110,6 +120,7 @@ def _conversation_examples(
     settings: Settings,
     removed: Counter[str],
     stats: Counter[str],
+    grounder: Grounder | None = None,
 ) -> list[Example]:
     examples = []
     by_conversation: defaultdict[int, list[Message]] = defaultdict(list)
@@ -127,7 +138,7 @@ def _conversation_examples(
         messages = by_conversation.get(cid, [])
         stats["internal notes left out"] += sum(m.internal_note for m in messages)
         redact = Redactor(settings.finetune_order_id_patterns)
-        turns, used = _turns(messages, settings.system_prompt, redact)
+        turns, used = _turns(messages, grounder or settings.system_prompt, redact)
         stats["PII values redacted"] += redact.redacted
         if not has_target(turns):
             removed["no customer turn or no agent reply"] += 1
@@ -154,6 +165,7 @@ def _review_examples(
     until: datetime,
     settings: Settings,
     stats: Counter[str],
+    grounder: Grounder | None = None,
 ) -> list[Example]:
     """An accepted or edited suggestion: the conversation up to the customer's message, and
     the text the agent actually sent as the only target."""
@@ -178,7 +190,7 @@ def _review_examples(
             .order_by(col(Message.seq))
         ).all()
         redact = Redactor(settings.finetune_order_id_patterns)
-        turns, used = _turns(list(history), settings.system_prompt, redact)
+        turns, used = _turns(list(history), grounder or settings.system_prompt, redact)
         for turn in turns:
             turn.train = False
         turns.append(Turn("assistant", redact(final), train=True))
@@ -276,11 +288,13 @@ def build_dataset(
     since: datetime | None,
     until: datetime,
     tokenizer: Any | None = None,
+    grounder: Grounder | None = None,
 ) -> Dataset:
     """The window (since, until]: `since` is the end of the last successful window (None:
     everything). Conversations with a message in it are new; a replay sample of older ones
     guards against forgetting. Nothing after `until` is read, so a resumed run sees the very
-    same data."""
+    same data. ``grounder``: the tenant's help center, so examples carry the articles
+    retrieval gives for them (serving's prompts, learned as they will be served)."""
     removed: Counter[str] = Counter()
     stats: Counter[str] = Counter()
     eligible = _eligible(session, tenant_id, settings, removed)
@@ -288,8 +302,10 @@ def build_dataset(
     fresh = {cid: c for cid, c in eligible.items() if cid in new_ids}
     older = {cid: c for cid, c in eligible.items() if cid not in new_ids}
 
-    examples = _conversation_examples(session, fresh, until, settings, removed, stats)
-    examples += _review_examples(session, tenant_id, eligible, since, until, settings, stats)
+    examples = _conversation_examples(session, fresh, until, settings, removed, stats, grounder)
+    examples += _review_examples(
+        session, tenant_id, eligible, since, until, settings, stats, grounder
+    )
     examples = deduplicate(examples, settings.finetune_near_duplicate_jaccard, removed)
     examples = _cap_per_customer(examples, settings.finetune_max_examples_per_customer, removed)
     new_count = len(examples)
@@ -303,7 +319,9 @@ def build_dataset(
         random.Random(settings.training.seed).shuffle(order)
         for start in range(0, len(order), wanted):
             chunk = {cid: older[cid] for cid in order[start : start + wanted]}
-            replay += _conversation_examples(session, chunk, until, settings, Counter(), Counter())
+            replay += _conversation_examples(
+                session, chunk, until, settings, Counter(), Counter(), grounder
+            )
             if len(replay) >= wanted:
                 break
         replay = replay[:wanted]
@@ -329,6 +347,7 @@ def build_dataset(
         "removed": dict(sorted(removed.items())),
         **dict(sorted(stats.items())),
     }
+    card["grounded_examples"] = sum(bool(articles_in(e.turns[0].text)) for e in examples)
     if tokenizer is not None:
         card["tokens"] = token_stats(tokenizer, train)
     return Dataset(train=train, validation=validation, card=card)

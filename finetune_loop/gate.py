@@ -14,8 +14,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-# metric -> True when higher is better
-GATE_METRICS = {"loss": False, "rouge_l": True, "bleu": True}
+# metric -> True when higher is better. "grounded": the share of replies to prompts with
+# help-center articles that pass serving's answer check; only tenants with documents have it.
+GATE_METRICS = {"loss": False, "rouge_l": True, "bleu": True, "grounded": True}
 RESAMPLES = 2000
 
 
@@ -55,7 +56,9 @@ def decide(
     if canary_leaks:
         reasons.append(f"FAIL emitted {canary_leaks} canary string(s): memorised training data")
     for metric, higher_better in GATE_METRICS.items():
-        ours, theirs = candidate[metric], reference[metric]
+        ours, theirs = candidate.get(metric, []), reference.get(metric, [])
+        if not ours and not theirs:
+            continue  # not measured on this set (no grounded prompts)
         sign = 1.0 if higher_better else -1.0  # orient so that positive = candidate better
         mean, low, high = paired_interval([sign * v for v in ours], [sign * v for v in theirs])
         slack = tolerance * abs(sum(theirs) / len(theirs)) if theirs else 0.0

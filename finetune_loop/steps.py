@@ -19,7 +19,7 @@ from typing import Any
 
 import eval as evaluation
 from analytics import tenant_drift
-from core.chat_format import Turn
+from core.chat_format import Turn, articles_in
 from core.db import session_scope
 from core.models import AdapterVersion, Tenant, TrainingRunStatus
 from core.settings import Settings
@@ -29,6 +29,7 @@ from finetune_loop.gate import decide
 from finetune_loop.publish import prune_versions, publish_candidate
 from finetune_loop.runs import NightlyRun, RunOutcome, RunResult, tenant_dir, training_config
 from finetune_loop.trainer import TrainResult, train_lora
+from knowledge import KnowledgeBase, faithful, grounded_prompt
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def build(run: NightlyRun) -> Dataset:
 
     assert run.row.window_end is not None
     tokenizer = AutoTokenizer.from_pretrained(run.settings.resolved_model_dir)
+    grounder = _grounder(run)
     with session_scope(run.db) as session:
         dataset = build_dataset(
             session=session,
@@ -75,9 +77,22 @@ def build(run: NightlyRun) -> Dataset:
             since=run.row.window_start,
             until=run.row.window_end,
             tokenizer=tokenizer,
+            grounder=grounder,
         )
     log.info("dataset (%s): %s", run.context, json.dumps(dataset.card))
     return dataset
+
+
+def _grounder(run: NightlyRun) -> Callable[[list[str]], str] | None:
+    """The system prompt serving would build for these customer turns (chat_service.grounded
+    does the same for live replies): articles in it when the help center answers them."""
+    knowledge = KnowledgeBase(run.db, run.settings.knowledge)
+    if not knowledge.has_documents(run.tenant_id):
+        return None
+    base, budget = run.settings.system_prompt, run.settings.knowledge.context_tokens
+    ground = knowledge.snapshot(run.tenant_id)  # the dataset is built in one transaction
+
+    return lambda asked: grounded_prompt(base, ground(asked), budget)
 
 
 def skip_reason(settings: Settings, dataset: Dataset, force: bool) -> str | None:
@@ -218,12 +233,30 @@ def score_models(
                         else ()
                     ),
                 )
+            grounded = _grounded(settings, conversations, scores.replies)
             results[set_name][name] = {
                 **scores.metrics(),
+                **({"grounded": sum(grounded) / len(grounded)} if grounded else {}),
                 "replies": scores.replies,
-                "per_example": scores.per_example,
+                "per_example": {**scores.per_example, "grounded": grounded},
             }
     return results
+
+
+def _grounded(
+    settings: Settings, conversations: list[list[Turn]], replies: list[str]
+) -> list[float]:
+    """1.0 for each generated reply to a grounded prompt that passes serving's answer check
+    (its figures and most of its words are in the articles it was given), else 0.0; replies
+    to prompts without articles are not counted."""
+    pairs = evaluation.prompts_and_references(conversations, len(replies))
+    values = []
+    for (prompt, _), reply in zip(pairs, replies, strict=True):
+        articles = articles_in(prompt[0].text) if prompt and prompt[0].role == "system" else ""
+        if articles:
+            ok = faithful(reply, articles, min_overlap=settings.knowledge.min_overlap)
+            values.append(1.0 if ok else 0.0)
+    return values
 
 
 # -- 4. gate ---------------------------------------------------------------------------------

@@ -3,13 +3,15 @@
 Layers, innermost first:
 - core: the domain model and storage; imports nothing of ours.
 - engines: model serving and model files; imports only core.
-- feature packages (chat_service, finetune_loop, connectors, eval, analytics): import core and
-  engines, and another feature package only along an edge listed in ALLOWED, and then only
+- knowledge: the tenant's help center (documents, index, grounding); imports only core, and
+  everything else uses it through its top-level package.
+- feature packages (chat_service, finetune_loop, connectors, eval, analytics): import core,
+  engines and knowledge, and another feature package only along an edge listed in ALLOWED, and then only
   through its public surface (`from eval import score`, never `from eval.metrics import ...`).
   chat_service and finetune_loop never meet except through core's adapter registry.
 - supportloop: the composition root; may import anything.
 Besides: eval is pure metric maths (no database, no web), and heavy ML libraries are imported
-only where models are run (engines, finetune_loop, eval).
+only where models are run (engines, knowledge's embedder, finetune_loop, eval).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FEATURES = {"chat_service", "finetune_loop", "connectors", "eval", "analytics"}
-OURS = {"core", "engines", "supportloop"} | FEATURES
+OURS = {"core", "engines", "knowledge", "supportloop"} | FEATURES
 ALLOWED = {
     ("finetune_loop", "eval"): "the gate scores candidates with eval's metrics",
     ("analytics", "eval"): "the dashboard's classification scores are eval's maths",
@@ -67,6 +69,17 @@ def test_engines_import_only_core() -> None:
     assert offenders == set()
 
 
+def test_knowledge_imports_only_core() -> None:
+    offenders = {(f, m) for f, m in imports("knowledge") if top(m) in OURS - {"core", "knowledge"}}
+    assert offenders == set()
+
+
+@pytest.mark.parametrize("package", sorted(FEATURES | {"supportloop"}))
+def test_knowledge_is_used_through_its_public_surface(package: str) -> None:
+    offenders = {(f, m) for f, m in imports(package) if top(m) == "knowledge" and m != "knowledge"}
+    assert offenders == set()
+
+
 @pytest.mark.parametrize("package", sorted(FEATURES))
 def test_feature_packages_import_each_other_only_along_allowed_edges(package: str) -> None:
     offenders = {
@@ -88,8 +101,9 @@ def test_feature_packages_use_only_each_others_public_surface(package: str) -> N
 def test_the_public_surfaces_export_what_they_list() -> None:
     import analytics
     import eval as evaluation
+    import knowledge
 
-    for module in (analytics, evaluation):
+    for module in (analytics, evaluation, knowledge):
         assert sorted(module.__all__) == module.__all__
         assert all(hasattr(module, name) for name in module.__all__)
 

@@ -25,6 +25,8 @@
     input_label: "Your message",
     send: "Send",
     human: "Talk to a human",
+    sources: "Sources",
+    offer_human: "Connect me with a person",
     typing_bot: "The assistant is typing…",
     typing_agent: "{agent} is typing…",
     offline: "You are offline. Reconnecting…",
@@ -105,6 +107,13 @@
   .agent { border-left: 3px solid #16a34a; }
   .system { align-self: center; background: none; color: #475569; font-size: 13px; text-align: center; }
   .pending { opacity: .6; }
+  .sources { margin-top: 6px; padding-top: 6px; border-top: 1px solid #cbd5e1; font-size: 12px; white-space: normal; }
+  .sources ul { margin: 0; padding: 0; list-style: none; }
+  .sources .heading { display: block; font-weight: 600; color: #475569; }
+  .sources li { margin-top: 4px; }
+  .sources .title { font-weight: 600; }
+  .sources .excerpt { display: block; color: #475569; }
+  .offer { display: block; margin-top: 6px; border: 1px solid #1d4ed8; color: #1d4ed8; background: #fff; border-radius: 6px; padding: 3px 8px; cursor: pointer; }
   .rate { display: inline-flex; gap: 4px; margin-top: 4px; }
   .rate button { border: 1px solid #cbd5e1; background: #fff; border-radius: 6px; cursor: pointer; padding: 0 6px; }
   .rate button[aria-pressed="true"] { background: #1d4ed8; color: #fff; }
@@ -223,6 +232,49 @@
     richText(body, text);
   }
 
+  /** The help-center articles a reply stands on: title (a link when the article has an http(s)
+   * URL), then a short excerpt. All of it as text. */
+  function addSources(div, sources) {
+    const box = document.createElement("div");
+    box.className = "sources";
+    const heading = document.createElement("span");
+    heading.className = "heading";
+    heading.textContent = t("sources");
+    box.appendChild(heading);
+    const list = document.createElement("ul");
+    for (const source of sources) {
+      const item = document.createElement("li");
+      let url = null;
+      try { url = source.url ? new URL(source.url) : null; } catch (e) { url = null; }
+      const title = document.createElement(url && /^https?:$/.test(url.protocol) ? "a" : "span");
+      title.className = "title";
+      title.textContent = source.title;
+      if (title.tagName === "A") {
+        title.href = url.href;
+        title.target = "_blank";
+        title.rel = "noopener noreferrer nofollow";
+      }
+      const excerpt = document.createElement("span");
+      excerpt.className = "excerpt";
+      excerpt.textContent = source.excerpt;
+      item.append(title, excerpt);
+      list.appendChild(item);
+    }
+    box.appendChild(list);
+    div.appendChild(box);
+  }
+
+  /** The bot could not answer from the help center: offer a person, one click away. */
+  function addHandoffOffer(div) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "offer";
+    button.textContent = t("offer_human");
+    button.disabled = status === "escalated";
+    button.addEventListener("click", () => { send({ type: "handoff" }); button.disabled = true; });
+    div.appendChild(button);
+  }
+
   function addRating(div, messageId) {
     const box = document.createElement("span");
     box.className = "rate";
@@ -273,6 +325,8 @@
     } else {
       div = bubble(frame.role, frame.role === "system" ? noticeText(frame) : frame.text, frame.author);
     }
+    if (frame.role === "bot" && frame.sources && frame.sources.length) addSources(div, frame.sources);
+    if (frame.role === "bot" && frame.offer_handoff) addHandoffOffer(div);
     if (frame.role === "bot") addRating(div, frame.id);
     if (frame.role !== "customer") showTyping("");
   }

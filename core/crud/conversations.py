@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -140,6 +141,7 @@ def append_message(
     sent_at: datetime | None = None,
     source: str = NATIVE_SOURCE,
     external_id: str | None = None,
+    grounding: dict[str, Any] | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and return it with ``created``.
 
@@ -169,6 +171,7 @@ def append_message(
                 sent_at=sent_at or utcnow(),
                 source=source,
                 external_id=external_id,
+                grounding=grounding,
             )
             session.add(message)
     except IntegrityError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
@@ -35,6 +36,7 @@ def create_suggestion(
     reply_to: Message,
     draft_text: str,
     adapter_version_id: int | None,
+    grounding: dict[str, Any] | None = None,
 ) -> Suggestion:
     assert conversation.id is not None and reply_to.id is not None
     suggestion = Suggestion(
@@ -43,6 +45,7 @@ def create_suggestion(
         reply_to_message_id=reply_to.id,
         draft_text=draft_text,
         adapter_version_id=adapter_version_id,
+        grounding=grounding,
     )
     session.add(suggestion)
     session.flush()

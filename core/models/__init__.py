@@ -25,6 +25,7 @@ from core.models.enums import (
     TrainingRunStatus,
     WebhookEventStatus,
 )
+from core.models.knowledge import KnowledgeChunk, KnowledgeDocument
 from core.models.sync import SyncCursor
 from core.models.tenants import ApiKey, Tenant
 from core.models.types import UTCDateTime, utcnow
@@ -47,6 +48,8 @@ __all__ = [
     "ConversationStatus",
     "Customer",
     "CustomerExternalId",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
     "Message",
     "Role",
     "Suggestion",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import JSON, Field, SQLModel
 
 from core.models.enums import ConversationStatus, SuggestionStatus
 from core.models.types import UTCDateTime, utcnow
@@ -109,6 +110,9 @@ class Message(SQLModel, table=True):
     # The customer's thumbs on a bot reply: 1 up, -1 down. Rated-down replies go to the
     # console's review queue and never train as they are.
     customer_rating: int | None = None
+    # A bot reply's grounding: the help-center sources shown under it, and whether the bot
+    # declined because the documents were silent (knowledge gaps are built from those).
+    grounding: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -129,6 +133,7 @@ class Suggestion(SQLModel, table=True):
         default=None, foreign_key="adapterversion.id", ondelete="SET NULL"
     )
     sent_message_id: int | None = Field(default=None, foreign_key="message.id", ondelete="SET NULL")
+    grounding: dict[str, Any] | None = Field(default=None, sa_type=JSON)  # as on Message
     # Set when the row is an agent's review of a bot reply already sent (the review queue)
     # rather than a draft shown before sending.
     reviewed_message_id: int | None = Field(

@@ -37,6 +37,9 @@ class Tenant(SQLModel, table=True):
     active_adapter_id: int | None = _adapter_pointer("fk_tenant_active_adapter")
     # The version active before the current one: kept loaded, so rollback is instant.
     previous_adapter_id: int | None = _adapter_pointer("fk_tenant_previous_adapter")
+    # Bumped whenever the tenant's help-center documents change: every serving process
+    # rebuilds its in-memory index for the tenant when it sees a new value.
+    knowledge_revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -8,6 +8,7 @@ import typer
 from supportloop.cli.accounts import agent_app, tenant_app
 from supportloop.cli.adapters import adapters_app
 from supportloop.cli.ingestion import connectors_app, import_conversations
+from supportloop.cli.knowledge import knowledge_app
 from supportloop.cli.learning import eval_app, finetune_app, privacy_app
 from supportloop.cli.service import db_app, model_app, serve, vllm_app
 
@@ -19,6 +20,7 @@ for group, name in (
     (privacy_app, "privacy"),
     (eval_app, "eval"),
     (connectors_app, "connectors"),
+    (knowledge_app, "knowledge"),
     (vllm_app, "vllm"),
     (adapters_app, "adapters"),
     (model_app, "model"),

@@ -1,4 +1,4 @@
-"""The model learning: `finetune run`, `privacy forget`, `eval run`.
+"""The model learning: `finetune run`, `privacy forget`, `eval run`, `eval grounding`.
 
 The training packages import torch, transformers and presidio; they are imported inside the
 commands, so the rest of the command line starts fast.
@@ -164,3 +164,40 @@ def eval_run(
     for name, metrics in result.models.items():
         console.print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     console.print(f"report: {result.html_path} ({result.json_path.name})")
+
+
+@eval_app.command("grounding")
+def eval_grounding(
+    tenant: TenantOption,
+    questions: Annotated[
+        Path, typer.Option("--questions", exists=True, dir_okay=False, help="Questions JSONL")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Report directory")] = None,
+) -> None:
+    """Ask every question as a customer would (retrieval, the tenant's active adapter, the
+    engine) and score retrieval, answers, refusals and citations: results.jsonl,
+    summary.json, report.html."""
+    import asyncio
+
+    from eval import DatasetError
+    from supportloop.grounding_eval import evaluate_grounding
+
+    settings = get_settings()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = out or settings.var_dir / "eval" / f"grounding-{tenant}-{stamp}"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with failing_on(DatasetError, DomainError), Progress(*columns, console=console) as progress:
+        task = progress.add_task("questions", total=None)
+        summary = asyncio.run(
+            evaluate_grounding(
+                db=database(settings),
+                settings=settings,
+                tenant_slug=tenant,
+                questions_path=questions,
+                out_dir=out_dir,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        )
+    for key, value in summary.items():
+        console.print(f"{key}: {value}")
+    console.print(f"report: {out_dir / 'report.html'} (results.jsonl, summary.json)")

@@ -228,3 +228,52 @@ def test_pii_is_redacted_and_later_windows_only_take_new_conversations_plus_repl
     assert later.card["new_conversations"] == 4 and later.card["replay_examples"] == 2
     replayed = [e for e in later.train + later.validation if e.replay]
     assert len(replayed) == 2 and all("later" not in e.text() for e in replayed)
+
+
+def test_examples_carry_the_articles_retrieval_gives_them(
+    db: DbEngine, tmp_path: Path, db_url: str
+) -> None:
+    from core.settings import KnowledgeConfig
+    from knowledge import KnowledgeBase, default_embeddings, grounded_prompt
+    from tests.knowledge.corpus import index_folder, write_articles
+
+    acme, _ = make_tenant(db, "acme")
+    assert acme.id
+    index_folder(db, acme.id, write_articles(tmp_path / "help"))
+    settings = settings_for(tmp_path, db_url)
+    customer = add_customer(db, acme.id)
+    add_conversation(
+        db,
+        acme.id,
+        [
+            (Role.CUSTOMER, "How much is the delivery fee for a small order?"),
+            (Role.AGENT, "It is $3.49 under $25, and free above."),
+        ],
+        customer_id=customer,
+    )
+    add_conversation(
+        db,
+        acme.id,
+        [(Role.CUSTOMER, "Do you sell matcha lattes?"), (Role.AGENT, "Not at the moment, sorry!")],
+        customer_id=customer,
+    )
+    ground = KnowledgeBase(db, KnowledgeConfig(), default_embeddings()).snapshot(acme.id)
+
+    def grounder(asked: list[str]) -> str:  # as the nightly run's (finetune_loop/steps.py)
+        return grounded_prompt(settings.system_prompt, ground(asked), 700)
+
+    with session_scope(db) as session:
+        dataset = build_dataset(
+            session=session,
+            tenant_id=acme.id,
+            settings=settings,
+            since=None,
+            until=utcnow(),
+            grounder=grounder,
+        )
+    by_question = {e.turns[1].text: e.turns[0].text for e in dataset.train + dataset.validation}
+    delivery = by_question["How much is the delivery fee for a small order?"]
+    assert delivery.startswith(settings.system_prompt) and "[delivery]" in delivery
+    assert "$3.49" in delivery
+    assert by_question["Do you sell matcha lattes?"] == settings.system_prompt
+    assert dataset.card["grounded_examples"] == 1

@@ -42,3 +42,19 @@ def test_the_bootstrap_interval_brackets_the_mean_difference() -> None:
     assert (mean, low, high) == (1.0, 1.0, 1.0)
     mean, low, high = paired_interval([1.0, 0.0, 2.0], [0.0, 1.0, 0.0])
     assert low < mean < high
+
+
+def test_a_candidate_that_grounds_worse_than_the_active_adapter_is_rejected() -> None:
+    reference = {**REFERENCE, "grounded": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]}
+    candidate = {**REFERENCE, "grounded": [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]}
+    decision = decide(candidate, reference, tolerance=0.02, reference_name="active")
+    assert not decision.promote
+    assert [r.split(":")[0] for r in decision.reasons if r.startswith("FAIL")] == ["FAIL grounded"]
+    # A tenant without documents has no grounded prompts: the metric is not part of the vote.
+    plain = decide(
+        {**REFERENCE, "grounded": []},
+        {**REFERENCE, "grounded": []},
+        tolerance=0.02,
+        reference_name="active",
+    )
+    assert plain.promote and not any(r.startswith("grounded") for r in plain.reasons)
