@@ -7,7 +7,7 @@ passes the console's signed-in agent), so this package needs nothing from chat_s
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, select
 
 from analytics.drift import tenant_drift
+from analytics.knowledge_gaps import group_gaps, unanswered_questions
 from analytics.outcomes import (
     SEGMENTS,
     classification,
@@ -90,6 +91,16 @@ def dashboard_data(
             f.as_dict() for f in tenant_drift(session=session, tenant=tenant, settings=settings)
         ],
         "classification": {name: r.as_dict() for name, r in classification(total(rows)).items()},
+        "knowledge_gaps": [
+            gap.as_dict()
+            for gap in group_gaps(
+                unanswered_questions(
+                    session=session,
+                    tenant_id=tenant.id,
+                    since=datetime.combine(since, datetime.min.time(), tzinfo=UTC),
+                )
+            )
+        ],
     }
 
 

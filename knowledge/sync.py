@@ -125,3 +125,21 @@ def sync_documents(
             store.bump_revision(session=session, tenant_id=tenant_id)
     log.info("knowledge sync (tenant=%s source=%s): %s", tenant_id, source, report.summary())
     return report
+
+
+def remove_documents(db: DbEngine, *, tenant_id: int, doc_ids: Iterable[str]) -> list[str]:
+    """Delete these documents where they exist (a provider unpublished them); the ids that
+    were there."""
+    wanted = set(doc_ids)
+    if not wanted:
+        return []
+    with session_scope(db) as session:
+        present = [
+            d.doc_id
+            for d in store.list_documents(session=session, tenant_id=tenant_id)
+            if d.doc_id in wanted
+        ]
+        if present:
+            store.delete_documents(session=session, tenant_id=tenant_id, doc_ids=present)
+            store.bump_revision(session=session, tenant_id=tenant_id)
+    return sorted(present)

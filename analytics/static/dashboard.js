@@ -116,6 +116,21 @@
     }
     const drift = $("#drift");
     drift.replaceChildren(...(data.drift.length ? data.drift.map((f) => el("li", f.text)) : [el("p", "None flagged.")]));
+    const gaps = $("#gaps");
+    if (!data.knowledge_gaps.length) {
+      gaps.replaceChildren(el("p", "None: every question was answered from the help center."));
+    } else {
+      const t = el("table");
+      const head = el("tr");
+      for (const h of ["asked", "question", "also asked as", "last asked"]) head.append(el("th", h));
+      t.append(head);
+      for (const gap of data.knowledge_gaps) {
+        const tr = el("tr");
+        for (const v of [String(gap.count), gap.question, gap.examples.slice(1).join(" · "), (gap.last_asked || "").slice(0, 10)]) tr.append(el("td", v));
+        t.append(tr);
+      }
+      gaps.replaceChildren(t);
+    }
     const cls = $("#classification");
     cls.replaceChildren();
     for (const [name, report] of Object.entries(data.classification)) {

@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
+from connectors.errors import ConnectorError
+from connectors.help_center import PAGERS as ARTICLE_PROVIDERS
+from connectors.help_center import sync_articles
 from core.crud import knowledge as store
 from core.crud.tenants import require_tenant
 from core.db import session_scope
 from core.errors import DomainError
+from core.settings import get_settings
 from knowledge import SyncReport, default_embeddings, read_tree, sync_documents
 from supportloop.cli.terminal import TenantOption, console, database, failing_on
 
@@ -54,37 +57,59 @@ def knowledge_add(
     console.print(report.summary())
 
 
+def _pull(provider: str, tenant: str) -> None:
+    settings = get_settings()
+    with failing_on(ConnectorError, DomainError), console.status(f"{provider}: articles…"):
+        report = sync_articles(
+            db=database(settings), settings=settings, provider=provider, tenant_slug=tenant
+        )
+    console.print(f"{provider} ({report.pages} pages): {report.knowledge.summary()}")
+
+
+@knowledge_app.command("pull")
+def knowledge_pull(
+    provider: Annotated[str, typer.Argument(help="zendesk (Guide) or intercom")],
+    tenant: TenantOption,
+) -> None:
+    """Bring in the provider's help-center articles (incremental where the API allows)."""
+    _pull(provider, tenant)
+
+
 @knowledge_app.command("sync")
 def knowledge_sync(tenant: TenantOption) -> None:
     """Re-read every file and folder added before (a folder that is gone removes its
-    documents)."""
+    documents), and pull articles from every help-center provider configured for the tenant."""
     tenant_id = _tenant_id(tenant)
     with session_scope(database()) as session:
         sources = store.knowledge_sources(session=session, tenant_id=tenant_id)
     paths = [Path(s.removeprefix(FILES)) for s in sources if s.startswith(FILES)]
-    if not paths:
+    providers = [
+        p for p in ARTICLE_PROVIDERS if f"{tenant}/{p}" in get_settings().connector_credentials
+    ]
+    if not paths and not providers:
         console.print("nothing to sync: add a file or folder first (supportloop knowledge add)")
     for path in paths:
-        console.print(f"{path}: {_sync_path(tenant_id, path).summary()}")
+        console.print(f"{path}: {_sync_path(tenant_id, path).summary()}", soft_wrap=True)
+    for provider in providers:
+        _pull(provider, tenant)
 
 
 @knowledge_app.command("list")
 def knowledge_list(tenant: TenantOption) -> None:
     """The tenant's documents, with their status and chunk counts."""
     tenant_id = _tenant_id(tenant)
-    table = Table("id", "title", "status", "updated", "chunks", "source")
     with session_scope(database()) as session:
-        for doc in store.list_documents(session=session, tenant_id=tenant_id):
-            status = doc.status + (f" by {doc.superseded_by}" if doc.superseded_by else "")
-            table.add_row(
-                doc.doc_id,
-                doc.title,
-                status,
-                str(doc.updated or ""),
-                str(doc.chunk_count),
-                doc.source,
-            )
-    console.print(table)
+        documents = store.list_documents(session=session, tenant_id=tenant_id)
+    for doc in documents:
+        status = doc.status + (f" by {doc.superseded_by}" if doc.superseded_by else "")
+        console.print(
+            f"{doc.doc_id}  [dim]{status}, updated {doc.updated or '-'}, {doc.chunk_count} "
+            f"chunks, from {doc.source}[/]\n    {doc.title}",
+            soft_wrap=True,
+            markup=True,
+            highlight=False,
+        )
+    console.print(f"{len(documents)} documents")
 
 
 @knowledge_app.command("remove")

@@ -1,0 +1,260 @@
+"""Help-center articles from the providers that host them, into the tenant's knowledge base.
+
+Each provider gives one page of articles at a time (a pager, like the conversation backfill's):
+the published ones become documents (HTML bodies are kept as Markdown), unpublished or deleted
+ones are removed. The cursor is stored per tenant and provider (`<provider>:articles`), so a
+run continues where the last one ended and unchanged articles cost nothing: the knowledge sync
+skips a document whose content hash it already has.
+
+- Zendesk Help Center: the incremental article export (`start_time`, then the `end_time` of
+  the last page), so later runs read only articles that changed.
+- Intercom: `GET /articles` pages. The API has no change feed, so every run walks every page
+  and an article no longer listed is removed.
+
+Freshdesk solutions are not connected yet: their articles hang off a category and folder tree
+with no change feed, which needs a different pager shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import select
+
+from connectors.errors import SyncError
+from connectors.http_retry import get_json
+from core.crud.tenants import get_tenant_by_slug
+from core.db import session_scope
+from core.models import SyncCursor, utcnow
+from core.settings import Settings
+from knowledge import (
+    SourceDocument,
+    SyncReport,
+    default_embeddings,
+    make_document,
+    remove_documents,
+    sync_documents,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArticlePage:
+    published: list[SourceDocument]
+    unpublished: list[str]  # document ids to remove
+    next_cursor: str | None
+    done: bool
+    full_walk: bool = False  # the pages list every article: anything not seen was deleted
+
+
+ArticlePager = Callable[[dict[str, str], str | None], ArticlePage]
+
+
+def _article(
+    provider: str, article_id: object, title: str, html: str, **meta: Any
+) -> SourceDocument:
+    doc_id = f"{provider}-{article_id}"
+    return make_document(
+        text=html or "",
+        kind="html",
+        default_id=doc_id,
+        where=f"{provider} article {article_id}",
+        meta={"id": doc_id, "title": title, **{k: v for k, v in meta.items() if v}},
+    )
+
+
+def _day(value: object) -> str | None:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).date().isoformat()
+    return str(value)[:10] if value else None
+
+
+# -- Zendesk -------------------------------------------------------------------------------
+
+
+def zendesk_page(credentials: dict[str, str], cursor: str | None) -> ArticlePage:
+    """GET /api/v2/help_center/incremental/articles?start_time=N: up to 1,000 articles whose
+    metadata changed after N; the next request starts at this page's end_time."""
+    base = credentials["api_base"].rstrip("/")
+    body = get_json(
+        f"{base}/api/v2/help_center/incremental/articles",
+        params={"start_time": int(cursor or 0)},
+        headers={"Authorization": f"Bearer {credentials['token']}", "Accept": "application/json"},
+    )
+    published, unpublished = [], []
+    for item in body.get("articles", []):
+        if item.get("draft"):
+            unpublished.append(f"zendesk-{item['id']}")
+            continue
+        published.append(
+            _article(
+                "zendesk",
+                item["id"],
+                item.get("title") or f"Article {item['id']}",
+                item.get("body") or "",
+                url=item.get("html_url"),
+                updated=_day(item.get("updated_at")),
+            )
+        )
+    end_time = body.get("end_time")
+    if end_time is None:
+        raise SyncError("Zendesk's article export returned no end_time")
+    done = not body.get("next_page")
+    if str(end_time) == cursor and not done:
+        raise SyncError(f"Zendesk returned the same end_time twice ({end_time})")
+    return ArticlePage(published, unpublished, str(end_time), done)
+
+
+# -- Intercom ------------------------------------------------------------------------------
+
+
+def intercom_page(credentials: dict[str, str], cursor: str | None) -> ArticlePage:
+    """GET /articles?page=N&per_page=50; `pages.total_pages` says when the walk ends."""
+    base = credentials["api_base"].rstrip("/")
+    page = int(cursor or 1)
+    body = get_json(
+        f"{base}/articles",
+        params={"page": page, "per_page": 50},
+        headers={
+            "Authorization": f"Bearer {credentials['token']}",
+            "Accept": "application/json",
+            "Intercom-Version": "2.11",
+        },
+    )
+    published, unpublished = [], []
+    for item in body.get("data", []):
+        if item.get("state") != "published":
+            unpublished.append(f"intercom-{item['id']}")
+            continue
+        published.append(
+            _article(
+                "intercom",
+                item["id"],
+                item.get("title") or f"Article {item['id']}",
+                item.get("body") or "",
+                url=item.get("url"),
+                updated=_day(item.get("updated_at")),
+            )
+        )
+    total = int((body.get("pages") or {}).get("total_pages") or 1)
+    done = page >= total
+    return ArticlePage(published, unpublished, None if done else str(page + 1), done, True)
+
+
+PAGERS: dict[str, ArticlePager] = {
+    "zendesk": zendesk_page,
+    "intercom": intercom_page,
+}
+
+
+@dataclass
+class ArticleSyncReport:
+    pages: int = 0
+    knowledge: SyncReport = field(default_factory=SyncReport)
+
+
+def _cursor_key(provider: str) -> str:
+    return f"{provider}:articles"
+
+
+def sync_articles(
+    *, db: DbEngine, settings: Settings, provider: str, tenant_slug: str
+) -> ArticleSyncReport:
+    """Pull the provider's articles into the tenant's help center (incremental where the
+    provider allows it); safe to run again at any time."""
+    if provider not in PAGERS:
+        raise SyncError(
+            f"help-center articles are not available for {provider!r} "
+            f"(available: {', '.join(sorted(PAGERS))})"
+        )
+    credentials = settings.connector_credentials.get(f"{tenant_slug}/{provider}")
+    if not credentials:
+        raise SyncError(f"no {provider} API credentials configured for {tenant_slug}")
+    with session_scope(db) as session:
+        tenant = get_tenant_by_slug(session=session, slug=tenant_slug)
+        if tenant is None or tenant.id is None:
+            raise SyncError(f"tenant {tenant_slug!r} not found")
+        tenant_id = tenant.id
+        stored = session.exec(
+            select(SyncCursor).where(
+                SyncCursor.tenant_id == tenant_id, SyncCursor.provider == _cursor_key(provider)
+            )
+        ).first()
+        cursor = stored.cursor if stored else None
+    report = ArticleSyncReport()
+    seen: list[SourceDocument] = []
+    full_walk = False
+    walk_cursor = None if provider != "zendesk" else cursor  # full walks always start over
+    while True:
+        page = PAGERS[provider](credentials, walk_cursor)
+        report.pages += 1
+        full_walk = page.full_walk
+        if full_walk:
+            seen += page.published  # removals are decided once the whole walk is seen
+        else:
+            _apply(db, tenant_id, provider, page.published, page.unpublished, report)
+            _save_cursor(db, tenant_id, provider, page.next_cursor)
+        if page.done or not page.next_cursor:
+            break
+        walk_cursor = page.next_cursor
+    if full_walk:
+        result = sync_documents(
+            db,
+            tenant_id=tenant_id,
+            source=provider,
+            documents=seen,
+            embeddings=default_embeddings(),
+            remove_missing=True,
+        )
+        _merge(report.knowledge, result)
+        _save_cursor(db, tenant_id, provider, utcnow().isoformat())
+    log.info(
+        "articles tenant=%s provider=%s: %s", tenant_slug, provider, report.knowledge.summary()
+    )
+    return report
+
+
+def _apply(
+    db: DbEngine,
+    tenant_id: int,
+    provider: str,
+    published: list[SourceDocument],
+    unpublished: list[str],
+    report: ArticleSyncReport,
+) -> None:
+    result = sync_documents(
+        db,
+        tenant_id=tenant_id,
+        source=provider,
+        documents=published,
+        embeddings=default_embeddings(),
+        remove_missing=False,
+    )
+    result.removed = remove_documents(db, tenant_id=tenant_id, doc_ids=unpublished)
+    _merge(report.knowledge, result)
+
+
+def _merge(total: SyncReport, part: SyncReport) -> None:
+    total.added += part.added
+    total.changed += part.changed
+    total.unchanged += part.unchanged
+    total.removed += part.removed
+    total.chunks += part.chunks
+
+
+def _save_cursor(db: DbEngine, tenant_id: int, provider: str, cursor: str | None) -> None:
+    if cursor is None:
+        return
+    key = _cursor_key(provider)
+    with session_scope(db) as session:
+        row = session.exec(
+            select(SyncCursor).where(SyncCursor.tenant_id == tenant_id, SyncCursor.provider == key)
+        ).first() or SyncCursor(tenant_id=tenant_id, provider=key, cursor=cursor)
+        row.cursor, row.updated_at = cursor, utcnow()
+        session.add(row)
