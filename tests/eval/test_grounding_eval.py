@@ -48,8 +48,10 @@ def dev_run(tmp_path_factory: pytest.TempPathFactory, engine: EmbeddedEngine) ->
 
 
 def test_the_eval_writes_one_result_per_question_in_the_documented_format(dev_run: Path) -> None:
-    questions = [json.loads(line) for line in (HELP_CENTER / "questions-dev.jsonl").open()]
-    results = [json.loads(line) for line in (dev_run / "results.jsonl").open()]
+    questions = [
+        json.loads(x) for x in (HELP_CENTER / "questions-dev.jsonl").read_text().splitlines()
+    ]
+    results = [json.loads(x) for x in (dev_run / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in results] == [q["id"] for q in questions]
     for result in results:
         assert set(result) == {"id", "retrieved", "answer", "citations", "sources_shown", "refused"}
