@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Session, select
 
 from connectors.backfill_spec import Page, Pager
 from connectors.chatwoot import backfill as chatwoot
@@ -24,10 +23,9 @@ from connectors.hubspot import backfill as hubspot
 from connectors.ingest import ingest_conversation
 from connectors.intercom import backfill as intercom
 from connectors.salesforce import backfill as salesforce
+from connectors.sync_state import load_cursor, provider_access, save_cursor
 from connectors.zendesk import backfill as zendesk
-from core.crud.tenants import get_tenant_by_slug
 from core.db import session_scope
-from core.models import SyncCursor, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,20 +51,6 @@ class SyncReport:
     resumed: bool = False
 
 
-def _load_cursor(session: Session, tenant_id: int, provider: str) -> SyncCursor | None:
-    return session.exec(
-        select(SyncCursor).where(SyncCursor.tenant_id == tenant_id, SyncCursor.provider == provider)
-    ).first()
-
-
-def _save_cursor(session: Session, tenant_id: int, provider: str, cursor: str) -> None:
-    row = _load_cursor(session, tenant_id, provider) or SyncCursor(
-        tenant_id=tenant_id, provider=provider, cursor=cursor
-    )
-    row.cursor, row.updated_at = cursor, utcnow()
-    session.add(row)
-
-
 def sync(
     *,
     db: DbEngine,
@@ -76,19 +60,16 @@ def sync(
     since: datetime | None = None,
     on_page: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    if provider not in PAGERS:
-        raise SyncError(
-            f"backfill is not available for {provider!r} (available: {', '.join(sorted(PAGERS))})"
-        )
-    credentials = settings.connector_credentials.get(f"{tenant_slug}/{provider}")
-    if not credentials:
-        raise SyncError(f"no {provider} API credentials configured for {tenant_slug}")
+    credentials, tenant_id = provider_access(
+        db=db,
+        settings=settings,
+        provider=provider,
+        tenant_slug=tenant_slug,
+        available=PAGERS,
+        what="backfill",
+    )
     with session_scope(db) as session:
-        tenant = get_tenant_by_slug(session=session, slug=tenant_slug)
-        if tenant is None or tenant.id is None:
-            raise SyncError(f"tenant {tenant_slug!r} not found")
-        stored = _load_cursor(session, tenant.id, provider)
-    tenant_id = tenant.id
+        stored = load_cursor(session, tenant_id, provider)
     own = frozenset(settings.connector_integration_users.get(f"{tenant_slug}/{provider}", []))
     report = SyncReport(resumed=stored is not None and since is None)
     cursor = stored.cursor if stored is not None and since is None else None
@@ -102,7 +83,7 @@ def sync(
                 report.messages_created += result.messages_created
                 report.messages_skipped += result.messages_skipped
             if page.next_cursor:
-                _save_cursor(session, tenant_id, provider, page.next_cursor)
+                save_cursor(session, tenant_id, provider, page.next_cursor)
         report.pages += 1
         report.conversations += len(page.records)
         if on_page:

@@ -24,13 +24,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import select
 
 from connectors.errors import SyncError
 from connectors.http_retry import get_json
-from core.crud.tenants import get_tenant_by_slug
+from connectors.sync_state import load_cursor, provider_access, save_cursor
 from core.db import session_scope
-from core.models import SyncCursor, utcnow
+from core.models import utcnow
 from core.settings import Settings
 from knowledge import (
     SourceDocument,
@@ -69,6 +68,33 @@ def _article(
     )
 
 
+def _split(
+    provider: str,
+    items: list[dict[str, Any]],
+    published: Callable[[dict[str, Any]], bool],
+    body: str,
+    url: str | None,
+) -> tuple[list[SourceDocument], list[str]]:
+    """Published articles as documents (``body`` and ``url``: the provider's field names), and
+    the ids of the rest, which must not be answered from."""
+    documents, gone = [], []
+    for item in items:
+        if not published(item):
+            gone.append(f"{provider}-{item['id']}")
+            continue
+        documents.append(
+            _article(
+                provider,
+                item["id"],
+                item.get("title") or f"Article {item['id']}",
+                item.get(body) or "",
+                url=item.get(url) if url else None,
+                updated=_day(item.get("updated_at")),
+            )
+        )
+    return documents, gone
+
+
 def _day(value: object) -> str | None:
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC).date().isoformat()
@@ -87,21 +113,9 @@ def zendesk_page(credentials: dict[str, str], cursor: str | None) -> ArticlePage
         params={"start_time": int(cursor or 0)},
         headers={"Authorization": f"Bearer {credentials['token']}", "Accept": "application/json"},
     )
-    published, unpublished = [], []
-    for item in body.get("articles", []):
-        if item.get("draft"):
-            unpublished.append(f"zendesk-{item['id']}")
-            continue
-        published.append(
-            _article(
-                "zendesk",
-                item["id"],
-                item.get("title") or f"Article {item['id']}",
-                item.get("body") or "",
-                url=item.get("html_url"),
-                updated=_day(item.get("updated_at")),
-            )
-        )
+    published, unpublished = _split(
+        "zendesk", body.get("articles", []), lambda a: not a.get("draft"), "body", "html_url"
+    )
     end_time = body.get("end_time")
     if end_time is None:
         raise SyncError("Zendesk's article export returned no end_time")
@@ -127,21 +141,9 @@ def intercom_page(credentials: dict[str, str], cursor: str | None) -> ArticlePag
             "Intercom-Version": "2.11",
         },
     )
-    published, unpublished = [], []
-    for item in body.get("data", []):
-        if item.get("state") != "published":
-            unpublished.append(f"intercom-{item['id']}")
-            continue
-        published.append(
-            _article(
-                "intercom",
-                item["id"],
-                item.get("title") or f"Article {item['id']}",
-                item.get("body") or "",
-                url=item.get("url"),
-                updated=_day(item.get("updated_at")),
-            )
-        )
+    published, unpublished = _split(
+        "intercom", body.get("data", []), lambda a: a.get("state") == "published", "body", "url"
+    )
     total = int((body.get("pages") or {}).get("total_pages") or 1)
     done = page >= total
     return ArticlePage(published, unpublished, None if done else str(page + 1), done, True)
@@ -168,24 +170,16 @@ def sync_articles(
 ) -> ArticleSyncReport:
     """Pull the provider's articles into the tenant's help center (incremental where the
     provider allows it); safe to run again at any time."""
-    if provider not in PAGERS:
-        raise SyncError(
-            f"help-center articles are not available for {provider!r} "
-            f"(available: {', '.join(sorted(PAGERS))})"
-        )
-    credentials = settings.connector_credentials.get(f"{tenant_slug}/{provider}")
-    if not credentials:
-        raise SyncError(f"no {provider} API credentials configured for {tenant_slug}")
+    credentials, tenant_id = provider_access(
+        db=db,
+        settings=settings,
+        provider=provider,
+        tenant_slug=tenant_slug,
+        available=PAGERS,
+        what="help-center articles",
+    )
     with session_scope(db) as session:
-        tenant = get_tenant_by_slug(session=session, slug=tenant_slug)
-        if tenant is None or tenant.id is None:
-            raise SyncError(f"tenant {tenant_slug!r} not found")
-        tenant_id = tenant.id
-        stored = session.exec(
-            select(SyncCursor).where(
-                SyncCursor.tenant_id == tenant_id, SyncCursor.provider == _cursor_key(provider)
-            )
-        ).first()
+        stored = load_cursor(session, tenant_id, _cursor_key(provider))
         cursor = stored.cursor if stored else None
     report = ArticleSyncReport()
     seen: list[SourceDocument] = []
@@ -249,12 +243,6 @@ def _merge(total: SyncReport, part: SyncReport) -> None:
 
 
 def _save_cursor(db: DbEngine, tenant_id: int, provider: str, cursor: str | None) -> None:
-    if cursor is None:
-        return
-    key = _cursor_key(provider)
-    with session_scope(db) as session:
-        row = session.exec(
-            select(SyncCursor).where(SyncCursor.tenant_id == tenant_id, SyncCursor.provider == key)
-        ).first() or SyncCursor(tenant_id=tenant_id, provider=key, cursor=cursor)
-        row.cursor, row.updated_at = cursor, utcnow()
-        session.add(row)
+    if cursor is not None:
+        with session_scope(db) as session:
+            save_cursor(session, tenant_id, _cursor_key(provider), cursor)
