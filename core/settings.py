@@ -82,7 +82,7 @@ class KnowledgeConfig(BaseSettings):
     source_margin: float = Field(
         0.05, ge=0, description="A runner-up article is cited if this close to the best one."
     )
-    context_chunks: int = Field(4, ge=1, le=12, description="Chunks put into the prompt.")
+    context_chunks: int = Field(2, ge=1, le=12, description="Chunks put into the prompt.")
     min_overlap: float = Field(
         0.75,
         ge=0,
@@ -91,7 +91,7 @@ class KnowledgeConfig(BaseSettings):
         "below it (or with a figure the articles lack) is replaced by a quote of the article.",
     )
     context_tokens: int = Field(
-        700, ge=64, description="Token budget of the help-center excerpts in one prompt."
+        400, ge=64, description="Token budget of the help-center excerpts in one prompt."
     )
 
 
