@@ -51,6 +51,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def grown_index(base: TenantIndex, size: int, rng: random.Random) -> TenantIndex:
     chunks, vectors, units = list(base.chunks), [base.vectors], list(base.unit_vectors)
+    headings = [base.heading_vectors]
     np_rng = np.random.default_rng(0)
     while len(chunks) < size:
         source = base.chunks[rng.randrange(len(base.chunks))]
@@ -68,9 +69,11 @@ def grown_index(base: TenantIndex, size: int, rng: random.Random) -> TenantIndex
         chunks.append(copy)
         vector = np_rng.normal(size=(1, base.vectors.shape[1])).astype(np.float32)
         vectors.append(vector / np.linalg.norm(vector))
+        heading = np_rng.normal(size=(1, base.vectors.shape[1])).astype(np.float32)
+        headings.append(heading / np.linalg.norm(heading))
         unit = np_rng.normal(size=(len(source.units), base.vectors.shape[1])).astype(np.float32)
         units.append(unit / np.linalg.norm(unit, axis=1, keepdims=True))
-    return TenantIndex(chunks, np.concatenate(vectors), units)
+    return TenantIndex(chunks, np.concatenate(vectors), units, np.concatenate(headings))
 
 
 def main() -> None:

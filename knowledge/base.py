@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def load_index(db: DbEngine, tenant_id: int) -> TenantIndex:
     with session_scope(db) as session:
         rows = store.indexed_chunks(session=session, tenant_id=tenant_id)
-        chunks, vectors, units = [], [], []
+        chunks, vectors, headings, units = [], [], [], []
         for document, chunk in rows:
             title = document.title
             path = [h for h in chunk.heading_path if h != title]
@@ -40,9 +40,12 @@ def load_index(db: DbEngine, tenant_id: int) -> TenantIndex:
                 )
             )
             vectors.append(from_blob(chunk.vector))
+            headings.append(from_blob(chunk.heading_vector))
             units.append(from_blob(chunk.unit_vectors))
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, DIMENSIONS), np.float32)
-    return TenantIndex(chunks, matrix, units)
+    empty = np.zeros((0, DIMENSIONS), np.float32)
+    matrix = np.concatenate(vectors) if vectors else empty
+    heading_matrix = np.concatenate(headings) if headings else empty
+    return TenantIndex(chunks, matrix, units, heading_matrix)
 
 
 class KnowledgeBase:

@@ -34,6 +34,10 @@ class Chunk:
     text: str
     units: list[str] = field(default_factory=list)
 
+    def heading_text(self, title: str) -> str:
+        """What the help center says this part is about: its title and heading path."""
+        return " > ".join([title, *(h for h in self.heading_path if h != title)])
+
     def embedding_text(self, title: str) -> str:
         """The chunk in its context: the same sentence means different things under
         "Refunds > Catering" and "Refunds > Subscriptions"."""

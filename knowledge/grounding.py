@@ -108,11 +108,11 @@ def _best_units(
 
 
 def excerpt(index: TenantIndex, units: Sequence[_Unit], limit: int = EXCERPT_CHARS) -> str:
-    """The two units closest to the question, each with the one after it (the answer often
+    """The three units closest to the question, each with the one after it (the answer often
     follows the sentence that matches the question: "Lost your card? ... We freeze the
     balance within 1 business day"), shown in document order within ``limit`` characters."""
     picked: list[tuple[int, int]] = []
-    for unit in units[:2]:
+    for unit in units[:3]:
         count = len(index.chunks[unit.position].units)
         for ordinal in (unit.ordinal, unit.ordinal + 1):
             if ordinal < count and (unit.position, ordinal) not in picked:

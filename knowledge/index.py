@@ -4,7 +4,8 @@ fused by reciprocal rank.
 Why both: BM25 finds the exact words a help center uses (a store's name, "Wi-Fi", "$30"),
 the dense half finds the same meaning in other words ("train station location" for the
 station store) and survives typos. Neither alone ranks the right article first as often as
-their fusion does (BENCHMARKS.md). Superseded documents stay stored and listed but are not
+their fusion does (BENCHMARKS.md). Two finer dense rankings join them at half weight: by the
+chunk's best single sentence or table row, and by its title and heading path. Superseded documents stay stored and listed but are not
 indexed: an answer can never come from them.
 
 The index is rebuilt from the database when the tenant's knowledge revision changes, so every
@@ -22,9 +23,9 @@ import bm25s
 import numpy as np
 
 RRF_K = 60
-# The sentence-level ranking counts half: with full weight it won third places and lost first
-# ones on the dev questions (BENCHMARKS.md).
-UNIT_WEIGHT = 0.5
+# The best-sentence and the title-and-headings rankings count half each beside BM25 and the chunk
+# vectors (BENCHMARKS.md has what each added on the dev questions).
+SIDE_WEIGHT = 0.5
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 STOPWORDS = frozenset(
     """a an and are as at be but by can could do does for from had has have how i if in is it
@@ -72,9 +73,11 @@ class TenantIndex:
         chunks: Sequence[IndexedChunk],
         vectors: np.ndarray,
         unit_vectors: Sequence[np.ndarray],
+        heading_vectors: np.ndarray,
     ) -> None:
         self.chunks = list(chunks)
         self.vectors = vectors
+        self.heading_vectors = heading_vectors
         self.unit_vectors = list(unit_vectors)
         # All units in one matrix, chunk by chunk, for the sentence-level ranking.
         self._unit_matrix = (
@@ -105,6 +108,12 @@ class TenantIndex:
         scores = self.vectors @ query_vector
         return [int(i) for i in np.argsort(-scores, kind="stable")]
 
+    def _heading_order(self, query_vector: np.ndarray) -> list[int]:
+        """Chunks by how close their title and heading path come to the question: the help
+        center's own label for what a part answers ("Deleting your account")."""
+        scores = self.heading_vectors @ query_vector
+        return [int(i) for i in np.argsort(-scores, kind="stable")]
+
     def _unit_order(self, query_vector: np.ndarray) -> list[int]:
         """Chunks by their single best sentence or row: a specific question ("what does the
         2 lb bag cost") matches one row better than it matches the whole chunk."""
@@ -128,7 +137,8 @@ class TenantIndex:
             orders = (
                 (self._lexical_order(text), 1.0),
                 (self._dense_order(vector), 1.0),
-                (self._unit_order(vector), UNIT_WEIGHT),
+                (self._unit_order(vector), SIDE_WEIGHT),
+                (self._heading_order(vector), SIDE_WEIGHT),
             )
             for order, share in orders:
                 for rank, position in enumerate(order):

@@ -49,6 +49,7 @@ class SyncReport:
 def index_document(document: SourceDocument, embeddings: MiniLMEmbeddings) -> list[KnowledgeChunk]:
     chunks = split_document(document)
     vectors = embeddings.embed([c.embedding_text(document.title) for c in chunks])
+    headings = embeddings.embed([c.heading_text(document.title) for c in chunks])
     unit_vectors = [embeddings.embed(c.units) for c in chunks]
     return [
         KnowledgeChunk(
@@ -58,10 +59,11 @@ def index_document(document: SourceDocument, embeddings: MiniLMEmbeddings) -> li
             heading_path=c.heading_path,
             text=c.text,
             vector=to_blob(vector[None, :]),
+            heading_vector=to_blob(heading[None, :]),
             units=c.units,
             unit_vectors=to_blob(units),
         )
-        for c, vector, units in zip(chunks, vectors, unit_vectors, strict=True)
+        for c, vector, heading, units in zip(chunks, vectors, headings, unit_vectors, strict=True)
     ]
 
 

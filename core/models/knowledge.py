@@ -48,6 +48,8 @@ class KnowledgeChunk(SQLModel, table=True):
     heading_path: list[str] = Field(default_factory=list, sa_type=JSON)
     text: str = Field(sa_type=sa.Text)
     vector: bytes = Field(sa_type=sa.LargeBinary)
+    # The title and heading path alone: what the help center says this part is about.
+    heading_vector: bytes = Field(sa_type=sa.LargeBinary)
     # The chunk's sentences and table rows, and their vectors: how well the best of them
     # answers a question decides whether the documents answer it at all.
     units: list[str] = Field(default_factory=list, sa_type=JSON)

@@ -18,10 +18,10 @@ from tests.knowledge.corpus import index_folder
 
 pytestmark = pytest.mark.slow
 HELP_CENTER = REPO_ROOT.parent / "shared" / "datasets" / "help-center"
-# Measured on the dev set (BENCHMARKS.md): recall@5 0.98, hit@1 0.82. The floors leave room
-# for noise from library versions, not for a worse retriever.
+# Measured on the dev set (BENCHMARKS.md): recall@5 1.00, hit@1 0.93. The floors leave room
+# for noise from library versions (one question is 0.036), not for a worse retriever.
 RECALL_AT_5_FLOOR = 0.95
-HIT_AT_1_FLOOR = 0.75
+HIT_AT_1_FLOOR = 0.85
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("heading_path", sa.JSON(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.Column("heading_vector", sa.LargeBinary(), nullable=False),
         sa.Column("units", sa.JSON(), nullable=False),
         sa.Column("unit_vectors", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["document_id"], ["knowledgedocument.id"], ondelete="CASCADE"),
