@@ -10,9 +10,8 @@ skips a document whose content hash it already has.
   the last page), so later runs read only articles that changed.
 - Intercom: `GET /articles` pages. The API has no change feed, so every run walks every page
   and an article no longer listed is removed.
-
-Freshdesk solutions are not connected yet: their articles hang off a category and folder tree
-with no change feed, which needs a different pager shape.
+- Freshdesk solutions: categories, their folders, then one folder's articles per page (no
+  change feed either: every run walks the tree, and an article no longer listed is removed).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from typing import Any
 from sqlalchemy.engine import Engine as DbEngine
 
 from connectors.errors import SyncError
+from connectors.freshdesk.client import headers as freshdesk_headers
 from connectors.http_retry import get_json
 from connectors.sync_state import load_cursor, provider_access, save_cursor
 from core.db import session_scope
@@ -149,9 +149,55 @@ def intercom_page(credentials: dict[str, str], cursor: str | None) -> ArticlePag
     return ArticlePage(published, unpublished, None if done else str(page + 1), done, True)
 
 
+# -- Freshdesk -----------------------------------------------------------------------------
+
+FRESHDESK_PER_PAGE = 100
+
+
+def _freshdesk_list(base: str, path: str, token: str) -> list[dict[str, Any]]:
+    """Every item of a Freshdesk list endpoint (JSON arrays, `page`/`per_page`, a short page
+    ends it)."""
+    headers = freshdesk_headers(token)
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        batch: Any = get_json(
+            f"{base}{path}", params={"page": page, "per_page": FRESHDESK_PER_PAGE}, headers=headers
+        )
+        rows = list(batch if isinstance(batch, list) else [])
+        items += rows
+        if len(rows) < FRESHDESK_PER_PAGE:
+            return items
+        page += 1
+
+
+def freshdesk_page(credentials: dict[str, str], cursor: str | None) -> ArticlePage:
+    """Solutions are a tree (categories, folders, articles) with no change feed: a walk lists
+    the folders, then reads one folder's articles per page; the cursor is the folder's place
+    in the walk. Status 2 is published."""
+    base, token = credentials["api_base"].rstrip("/"), credentials["token"]
+    folders = [
+        folder["id"]
+        for category in _freshdesk_list(base, "/api/v2/solutions/categories", token)
+        for folder in _freshdesk_list(
+            base, f"/api/v2/solutions/categories/{category['id']}/folders", token
+        )
+    ]
+    place = int(cursor or 0)
+    if place >= len(folders):
+        return ArticlePage([], [], None, True, True)
+    articles = _freshdesk_list(base, f"/api/v2/solutions/folders/{folders[place]}/articles", token)
+    published, unpublished = _split(
+        "freshdesk", articles, lambda a: a.get("status") == 2, "description", None
+    )
+    done = place + 1 >= len(folders)
+    return ArticlePage(published, unpublished, None if done else str(place + 1), done, True)
+
+
 PAGERS: dict[str, ArticlePager] = {
     "zendesk": zendesk_page,
     "intercom": intercom_page,
+    "freshdesk": freshdesk_page,
 }
 
 

@@ -10,7 +10,7 @@ from connectors.http_retry import get_json
 PER_PAGE = 100
 
 
-def _headers(token: str) -> dict[str, str]:
+def headers(token: str) -> dict[str, str]:
     basic = base64.b64encode(f"{token}:X".encode()).decode()
     return {"Authorization": f"Basic {basic}", "Accept": "application/json"}
 
@@ -27,7 +27,7 @@ def ticket_conversations(*, api_base: str, token: str, ticket_id: str) -> list[d
             get_json(
                 f"{api_base.rstrip('/')}/api/v2/tickets/{ticket_id}/conversations",
                 params={"per_page": PER_PAGE, "page": page},
-                headers=_headers(token),
+                headers=headers(token),
             ),
             "conversations",
         )
@@ -40,7 +40,7 @@ def ticket_conversations(*, api_base: str, token: str, ticket_id: str) -> list[d
 def fetch_ticket(
     *, api_base: str, token: str, ticket_id: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    ticket = get_json(f"{api_base.rstrip('/')}/api/v2/tickets/{ticket_id}", headers=_headers(token))
+    ticket = get_json(f"{api_base.rstrip('/')}/api/v2/tickets/{ticket_id}", headers=headers(token))
     return ticket, ticket_conversations(api_base=api_base, token=token, ticket_id=ticket_id)
 
 
@@ -59,7 +59,7 @@ def list_tickets(
                 "page": page,
                 "include": "description",
             },
-            headers=_headers(token),
+            headers=headers(token),
         ),
         "tickets",
     )

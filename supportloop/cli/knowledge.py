@@ -68,7 +68,7 @@ def _pull(provider: str, tenant: str) -> None:
 
 @knowledge_app.command("pull")
 def knowledge_pull(
-    provider: Annotated[str, typer.Argument(help="zendesk (Guide) or intercom")],
+    provider: Annotated[str, typer.Argument(help="zendesk (Guide), intercom or freshdesk")],
     tenant: TenantOption,
 ) -> None:
     """Bring in the provider's help-center articles (incremental where the API allows)."""

@@ -112,3 +112,66 @@ class FakeIntercomArticles:
 
     def put(self, article_id: str, title: str, body: str, state: str = "published") -> None:
         self.articles[article_id] = {"id": article_id, "title": title, "body": body, "state": state}
+
+
+class FakeFreshdeskSolutions:
+    """Categories -> folders -> articles, JSON arrays paged by `page`/`per_page`, basic auth
+    with the API key as the user name."""
+
+    def __init__(self, api_key: str) -> None:
+        import base64
+
+        self.auth = "Basic " + base64.b64encode(f"{api_key}:X".encode()).decode()
+        self.tree: dict[int, dict[int, list[dict[str, Any]]]] = {}
+        self.app = FastAPI()
+
+        def check(authorization: str | None) -> None:
+            if authorization != self.auth:
+                raise HTTPException(401, "invalid credentials")
+
+        def paged(items: list[Any], page: int, per_page: int) -> list[Any]:
+            return items[(page - 1) * per_page : page * per_page]
+
+        @self.app.get("/api/v2/solutions/categories")
+        def categories(
+            page: int = 1, per_page: int = 30, authorization: str | None = Header(None)
+        ) -> list[dict[str, Any]]:
+            check(authorization)
+            return paged(
+                [{"id": c, "name": f"Category {c}"} for c in sorted(self.tree)], page, per_page
+            )
+
+        @self.app.get("/api/v2/solutions/categories/{category}/folders")
+        def folders(
+            category: int,
+            page: int = 1,
+            per_page: int = 30,
+            authorization: str | None = Header(None),
+        ) -> list[dict[str, Any]]:
+            check(authorization)
+            listed = [
+                {"id": f, "name": f"Folder {f}", "visibility": 1}
+                for f in sorted(self.tree[category])
+            ]
+            return paged(listed, page, per_page)
+
+        @self.app.get("/api/v2/solutions/folders/{folder}/articles")
+        def articles(
+            folder: int, page: int = 1, per_page: int = 30, authorization: str | None = Header(None)
+        ) -> list[dict[str, Any]]:
+            check(authorization)
+            for folders in self.tree.values():
+                if folder in folders:
+                    return paged(folders[folder], page, per_page)
+            raise HTTPException(404, "folder not found")
+
+    def put(
+        self, category: int, folder: int, article_id: int, title: str, html: str, status: int = 2
+    ) -> None:
+        articles = self.tree.setdefault(category, {}).setdefault(folder, [])
+        articles[:] = [a for a in articles if a["id"] != article_id]
+        articles.append({
+            "id": article_id, "title": title, "description": html,
+            "description_text": html, "status": status, "folder_id": folder,
+            "category_id": category, "updated_at": "2026-11-20T10:00:00Z",
+        })  # fmt: skip

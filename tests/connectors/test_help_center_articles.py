@@ -1,4 +1,4 @@
-"""Help-center articles from Zendesk Guide and Intercom into the knowledge base, against local
+"""Help-center articles from Zendesk Guide, Intercom and Freshdesk into the knowledge base, against local
 fakes: HTML kept as headings and tables, later runs read only what changed, unpublished
 articles removed, and the bot grounds its answers in them."""
 
@@ -16,7 +16,12 @@ from core.db import session_scope
 from core.settings import KnowledgeConfig, Settings
 from knowledge import KnowledgeBase, default_embeddings
 from tests.conftest import free_port, make_settings
-from tests.connectors.fake_help_centers import TOKEN, FakeIntercomArticles, FakeZendeskGuide
+from tests.connectors.fake_help_centers import (
+    TOKEN,
+    FakeFreshdeskSolutions,
+    FakeIntercomArticles,
+    FakeZendeskGuide,
+)
 from tests.connectors.fake_zendesk import running
 from tests.factories import make_tenant
 
@@ -106,3 +111,25 @@ def test_an_unknown_provider_or_missing_credentials_are_named(
         sync_articles(db=db, settings=settings, provider="hubspot", tenant_slug="acme")
     with pytest.raises(SyncError, match="no zendesk API credentials configured for acme"):
         sync_articles(db=db, settings=settings, provider="zendesk", tenant_slug="acme")
+
+
+def test_freshdesk_solutions_walk_categories_and_folders(
+    db: DbEngine, db_url: str, tmp_path: Path
+) -> None:
+    tenant, _ = make_tenant(db)
+    port = free_port()
+    settings = configured(tmp_path, db_url, "freshdesk", port)
+    fake = FakeFreshdeskSolutions(TOKEN)
+    fake.put(1, 10, 100, "Delivery fees", FEES)
+    fake.put(1, 11, 101, "Pickup", "<p>Pickup orders wait 30 minutes.</p>")
+    fake.put(2, 20, 200, "Unpublished", "<p>Draft</p>", status=1)
+    with running(fake.app, port):
+        first = sync_articles(db=db, settings=settings, provider="freshdesk", tenant_slug="acme")
+        assert first.pages == 3  # one page per folder
+        assert sorted(first.knowledge.added) == ["freshdesk-100", "freshdesk-101"]
+        fake.tree[1][11].clear()  # the pickup article was deleted
+        fake.put(2, 20, 200, "Gift cards", "<p>Gift cards never expire.</p>")  # published now
+        second = sync_articles(db=db, settings=settings, provider="freshdesk", tenant_slug="acme")
+    assert second.knowledge.added == ["freshdesk-200"]
+    assert second.knowledge.removed == ["freshdesk-101"]
+    assert sorted(documents(db, tenant.id)) == ["freshdesk-100", "freshdesk-200"]  # type: ignore[arg-type]
