@@ -7,7 +7,9 @@ at all is decided on finer grain than the chunk: the best single sentence or tab
 top articles must come close enough to the question (`min_support`). A topic match alone
 ("do you validate parking at the mall?" lands on the mall store's page) is not an answer.
 Questions about one customer's own order, points or account ("where is my order HB-4041…")
-need a lookup the documents cannot do, and go to a person too.
+need a lookup the documents cannot do, and go to a person too; so do messages that try to talk
+the bot out of its rules ("ignore your instructions and…"): whatever they ask for, the answer
+is not in the help center.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ _LOOKUP = re.compile(
     r"|\bwhere(?:'s| is| are)\s+my\b"
     r"|\bstatus of my\b"
     r"|\bhow (?:many|much)\b[^?.!]{0,40}\b(?:do i have|have i got|i have left|is left on my)\b",
+    re.IGNORECASE,
+)
+
+# Attempts to override the bot's instructions, whatever they then ask for.
+_MANIPULATION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.?!]{0,40}\b(?:instructions|rules|prompt|guidelines)\b"
+    r"|\bsystem prompt\b|\bdeveloper mode\b|\bjailbreak|\byou are now\b"
+    r"|\bpretend (?:to be|you are)\b|\bact as (?:an? )?(?:admin|developer|manager)\b",
     re.IGNORECASE,
 )
 
@@ -82,10 +92,13 @@ def needs_lookup(text: str) -> bool:
     return bool(_LOOKUP.search(text))
 
 
+def manipulates(text: str) -> bool:
+    return bool(_MANIPULATION.search(text))
+
+
 @dataclass(frozen=True)
 class _Unit:
     score: float
-    text: str
     position: int  # chunk position in the index
     ordinal: int  # place within the chunk
 
@@ -100,10 +113,7 @@ def _best_units(
         if len(vectors) == 0:
             continue
         scores = (vectors @ query_vectors.T).max(axis=1)
-        scored += [
-            _Unit(float(s), u, hit.position, i)
-            for i, (s, u) in enumerate(zip(scores, hit.chunk.units, strict=True))
-        ]
+        scored += [_Unit(float(score), hit.position, i) for i, score in enumerate(scores)]
     return sorted(scored, key=lambda unit: -unit.score)
 
 
@@ -135,9 +145,9 @@ def ground(
     customer_turns: Sequence[str],
     *,
     min_support: float,
-    max_sources: int = 2,
+    max_sources: int = 1,
     source_margin: float = 0.05,
-    context_chunks: int = 4,
+    context_chunks: int = 2,
 ) -> Grounding:
     queries = conversation_queries(customer_turns)
     if not queries:
@@ -181,6 +191,8 @@ def ground(
     ]
     if needs_lookup(texts[0]):
         grounding.reason = "asks about the customer's own order or account"
+    elif manipulates(texts[0]):
+        grounding.reason = "asks the assistant to set its instructions aside"
     elif grounding.support < min_support:
         grounding.reason = f"best support {grounding.support:.2f} < {min_support:.2f}"
     else:
