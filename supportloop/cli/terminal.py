@@ -35,7 +35,9 @@ def configure_logging() -> None:
 
 
 def fail(message: object, code: int = 2) -> NoReturn:
-    console.print(f"[red]{message}")
+    # Not wrapped (a path or id stays whole for grep), and never read as markup: a message may
+    # quote user input with [brackets] in it.
+    console.print(str(message), style="red", soft_wrap=True, markup=False, highlight=False)
     raise typer.Exit(code)
 
 
