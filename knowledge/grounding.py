@@ -25,6 +25,13 @@ from knowledge.index import ChunkHit, TenantIndex
 
 EXCERPT_CHARS = 480
 CANDIDATE_DOCS = 3
+# A turn that starts by continuing ("and ...", "what about ...") or points back ("it", "that",
+# "there") is read together with the turns before it.
+_FOLLOW_UP = re.compile(
+    r"^\W*(?:and|also|but|so|then|what about|how about|same for|or)\b"
+    r"|\b(?:it|its|it's|that|this|they|them|those|these|there|one|ones)\b",
+    re.IGNORECASE,
+)
 # Own-account lookups: a reference number, an email address, or asking after one's own things.
 _LOOKUP = re.compile(
     r"\b[A-Z]{0,4}[-#]?\d{5,}\b"
@@ -103,24 +110,33 @@ class _Unit:
     ordinal: int  # place within the chunk
 
 
+def is_follow_up(text: str) -> bool:
+    """A turn that leans on the ones before it: "and on Thanksgiving?", "how long will you
+    keep it?". Only such a turn is answered with the earlier turns' help; a new question
+    ("do you sell matcha?") must be answered on its own."""
+    return bool(_FOLLOW_UP.search(text))
+
+
 def _best_units(
-    index: TenantIndex, hits: Sequence[ChunkHit], query_vectors: np.ndarray
+    index: TenantIndex, hits: Sequence[ChunkHit], query_vectors: np.ndarray, follow_up: bool
 ) -> list[_Unit]:
-    """Every unit of the hits' chunks with its best cosine to any query, best first."""
+    """Every unit of the hits' chunks with its cosine to the question, best first; for a
+    follow-up, the best of the last turn and the conversation's recent turns."""
     scored: list[_Unit] = []
     for hit in hits:
         vectors = index.unit_vectors[hit.position]
         if len(vectors) == 0:
             continue
-        scores = (vectors @ query_vectors.T).max(axis=1)
+        each = vectors @ query_vectors.T
+        scores = each.max(axis=1) if follow_up else each[:, 0]
         scored += [_Unit(float(score), hit.position, i) for i, score in enumerate(scores)]
     return sorted(scored, key=lambda unit: -unit.score)
 
 
 def excerpt(index: TenantIndex, units: Sequence[_Unit], limit: int = EXCERPT_CHARS) -> str:
-    """The three units closest to the question, each with the one after it (the answer often
-    follows the sentence that matches the question: "Lost your card? ... We freeze the
-    balance within 1 business day"), shown in document order within ``limit`` characters."""
+    """The three units closest to the question, best first, each with the one after it (the
+    answer often follows the sentence that matches the question: "Lost your card? ... We
+    freeze the balance within 1 business day"), within ``limit`` characters."""
     picked: list[tuple[int, int]] = []
     for unit in units[:3]:
         count = len(index.chunks[unit.position].units)
@@ -135,7 +151,7 @@ def excerpt(index: TenantIndex, units: Sequence[_Unit], limit: int = EXCERPT_CHA
             continue
         kept.append(place)
         size += length
-    texts = [index.chunks[p].units[o] for p, o in sorted(kept)]
+    texts = [index.chunks[p].units[o] for p, o in kept]
     return " ".join(t if len(t) <= limit else t[: limit - 1].rstrip() + "…" for t in texts)
 
 
@@ -169,7 +185,7 @@ def ground(
 
     candidates: list[Source] = []
     for doc_id in retrieved[:CANDIDATE_DOCS]:
-        units = _best_units(index, by_doc[doc_id], vectors)
+        units = _best_units(index, by_doc[doc_id], vectors, is_follow_up(texts[0]))
         if not units:
             continue
         first = by_doc[doc_id][0].chunk

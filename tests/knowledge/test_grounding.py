@@ -78,10 +78,23 @@ def test_questions_the_documents_cannot_answer_get_the_handoff_offer(
     assert plan.answer.text == REFUSAL and "person" in REFUSAL
 
 
-def test_earlier_customer_turns_shape_the_query(knowledge: tuple[KnowledgeBase, int]) -> None:
+def test_a_follow_up_is_answered_with_the_turns_before_it(
+    knowledge: tuple[KnowledgeBase, int],
+) -> None:
     kb, tenant_id = knowledge
     grounding = kb.ground(tenant_id, ["I ordered pickup in the app", "how long will you keep it?"])
-    assert grounding.retrieved[0] == "pickup"
+    assert grounding.retrieved[0] == "pickup" and grounding.answerable
+    assert "30 minutes" in grounding.sources[0].excerpt
+
+
+def test_a_new_question_is_not_answered_by_the_previous_topic(
+    knowledge: tuple[KnowledgeBase, int],
+) -> None:
+    kb, tenant_id = knowledge
+    grounding = kb.ground(
+        tenant_id, ["How much is the delivery fee for a small order?", "Do you sell matcha lattes?"]
+    )
+    assert not grounding.answerable
 
 
 @pytest.mark.parametrize("where", ["document", "customer message"])
