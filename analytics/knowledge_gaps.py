@@ -53,7 +53,11 @@ def unanswered_questions(
     found = [
         (str(m.grounding["query"]), m.created_at)
         for m in declined
-        if m.grounding and m.grounding.get("refused") and m.grounding.get("query")
+        # Declined with no article to show: a policy quoted with a handoff is no gap.
+        if m.grounding
+        and m.grounding.get("refused")
+        and not m.grounding.get("sources")
+        and m.grounding.get("query")
     ]
     escalated = session.exec(
         select(Conversation).where(

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from core.chat_format import M, Turn, conversation_turns
 from core.models import Role
 from engines import Engine, SamplingParams
-from knowledge import Answer, Grounding, KnowledgeBase, grounded_prompt, refusal, review
+from knowledge import (
+    Answer,
+    Grounding,
+    KnowledgeBase,
+    grounded_prompt,
+    policy_handoff,
+    refusal,
+    review,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ def plan_prompt(
         return PromptPlan(
             conversation_turns(system_prompt, history)[0], grounding, refusal(grounding)
         )
+    if grounding.pressed:
+        plain = conversation_turns(system_prompt, history)[0]
+        return PromptPlan(plain, grounding, policy_handoff(grounding))
     head = grounded_prompt(system_prompt, grounding, knowledge.config.context_tokens)
     return PromptPlan(conversation_turns(head, history)[0], grounding)
 

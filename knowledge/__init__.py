@@ -5,7 +5,15 @@ finetune_loop (training examples) and eval (the grounding evaluation) all ground
 so a question is grounded the same way in all three.
 """
 
-from knowledge.answers import REFUSAL, Answer, faithful, grounded_prompt, refusal, review
+from knowledge.answers import (
+    REFUSAL,
+    Answer,
+    faithful,
+    grounded_prompt,
+    policy_handoff,
+    refusal,
+    review,
+)
 from knowledge.base import KnowledgeBase, load_index
 from knowledge.chunking import Chunk, split_document
 from knowledge.documents import SUFFIXES, DocumentError, SourceDocument, make_document, read_tree
@@ -31,6 +39,7 @@ __all__ = [
     "load_index",
     "make_document",
     "needs_lookup",
+    "policy_handoff",
     "read_tree",
     "refusal",
     "remove_documents",

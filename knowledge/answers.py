@@ -67,6 +67,23 @@ def grounded_prompt(base: str, grounding: Grounding, context_tokens: int) -> str
     return grounded_system_prompt(base, articles)
 
 
+BEYOND_POLICY = (
+    "I can't promise anything beyond what our policy says. "
+    "Would you like me to connect you with a person from our team?"
+)
+
+
+def policy_handoff(grounding: Grounding) -> Answer:
+    """For a customer pressing for a promise or an exception: the policy as written, and a
+    person (counted as a handoff); the model does not run, so it cannot promise anything."""
+    return Answer(
+        f"{quote(grounding)}\n\n{BEYOND_POLICY}",
+        list(grounding.sources),
+        refused=True,
+        reason="asks for a promise or an exception",
+    )
+
+
 def refusal(grounding: Grounding) -> Answer:
     return Answer(REFUSAL, refused=True, reason=grounding.reason or "not answerable")
 

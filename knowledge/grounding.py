@@ -42,11 +42,24 @@ _LOOKUP = re.compile(
     re.IGNORECASE,
 )
 
-# Attempts to override the bot's instructions, whatever they then ask for.
+# Attempts to override the bot's instructions (or to read them out, or to pass off text as a
+# system message), and fishing for staff-only secrets: whatever they ask for, it is not
+# something the help center answers.
 _MANIPULATION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b[^.?!]{0,40}\b(?:instructions|rules|prompt|guidelines)\b"
     r"|\bsystem prompt\b|\bdeveloper mode\b|\bjailbreak|\byou are now\b"
-    r"|\bpretend (?:to be|you are)\b|\bact as (?:an? )?(?:admin|developer|manager)\b",
+    r"|\bpretend (?:to be|you are)\b|\bact as (?:an? )?(?:admin|developer|manager)\b"
+    r"|^\W*\[?(?:system|admin|developer|assistant)\]?\s*:"
+    r"|\b(?:repeat|reveal|show|print|tell me|what are|what's|what is)\b[^.?!]{0,30}"
+    r"\b(?:your|the)\s+(?:instructions|prompt|rules|configuration)\b"
+    r"|\b(?:staff|employee|admin|internal|manager'?s?)\b[^.?!]{0,30}\b(?:codes?|passwords?|pins?|keys?)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Pressure for more than the policy gives: the policy is quoted and a person offered, never
+# a promise.
+_PRESSURE = re.compile(
+    r"\b(?:promise|guarantee|make an exception|an exception for me|i demand|i insist|or else"
+    r"|legal action|my lawyer|sue you|chargeback|compensate|compensation)\b",
     re.IGNORECASE,
 )
 
@@ -78,6 +91,7 @@ class Grounding:
     context: list[tuple[str, str]] = field(default_factory=list)  # (label, text) for the prompt
     answerable: bool = False
     reason: str = ""  # why not answerable
+    pressed: bool = False  # asks for a promise or exception: quote the policy, offer a person
 
     @property
     def support(self) -> float:
@@ -101,6 +115,10 @@ def needs_lookup(text: str) -> bool:
 
 def manipulates(text: str) -> bool:
     return bool(_MANIPULATION.search(text))
+
+
+def presses(text: str) -> bool:
+    return bool(_PRESSURE.search(text))
 
 
 @dataclass(frozen=True)
@@ -213,6 +231,7 @@ def ground(
         grounding.reason = f"best support {grounding.support:.2f} < {min_support:.2f}"
     else:
         grounding.answerable = True
+        grounding.pressed = presses(texts[0])
     return grounding
 
 
