@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.chat_format import M, Turn, conversation_turns
-from core.models import Role
+from core.chat_format import M, Turn, conversation_turns, customer_questions
 from engines import Engine, SamplingParams
 from knowledge import (
     Answer,
@@ -27,20 +26,26 @@ class PromptPlan:
     grounding: Grounding | None = None  # None: no documents to ground in
     answer: Answer | None = None  # decided without the model: the documents are silent
 
+    def finish(self, reply: str, *, min_overlap: float) -> Answer | None:
+        """What the customer gets for the model's reply (None: nothing to ground in, the
+        reply goes as it is)."""
+        if self.answer is not None or self.grounding is None:
+            return self.answer
+        return review(reply, self.grounding, min_overlap=min_overlap)
+
 
 def plan_prompt(
     knowledge: KnowledgeBase | None, system_prompt: str, tenant_id: int, history: Sequence[M]
 ) -> PromptPlan:
-    if knowledge is None or not knowledge.has_documents(tenant_id):
-        return PromptPlan(conversation_turns(system_prompt, history)[0])
-    asked = [m.text for m in history if m.role == Role.CUSTOMER and not m.internal_note]
-    grounding = knowledge.ground(tenant_id, asked)
+    plain = conversation_turns(system_prompt, history)[0]
+    if knowledge is None:
+        return PromptPlan(plain)
+    grounding = knowledge.ground_if_documented(tenant_id, customer_questions(history))
+    if grounding is None:
+        return PromptPlan(plain)
     if not grounding.answerable:
-        return PromptPlan(
-            conversation_turns(system_prompt, history)[0], grounding, refusal(grounding)
-        )
+        return PromptPlan(plain, grounding, refusal(grounding))
     if grounding.pressed:
-        plain = conversation_turns(system_prompt, history)[0]
         return PromptPlan(plain, grounding, policy_handoff(grounding))
     head = grounded_prompt(system_prompt, grounding, knowledge.config.context_tokens)
     return PromptPlan(conversation_turns(head, history)[0], grounding)
@@ -55,11 +60,9 @@ async def answer(
     min_overlap: float,
 ) -> tuple[str, Answer | None]:
     """The reply a customer would read (not streamed), and its grounded answer if any."""
-    if plan.answer is not None:
-        return plan.answer.text, plan.answer
-    pieces = [p async for p in engine.stream_chat(plan.prompt, adapter=adapter, params=params)]
-    text = "".join(pieces).strip()
-    if plan.grounding is None:
-        return text, None
-    grounded = review(text, plan.grounding, min_overlap=min_overlap)
-    return grounded.text, grounded
+    text = ""
+    if plan.answer is None:
+        pieces = [p async for p in engine.stream_chat(plan.prompt, adapter=adapter, params=params)]
+        text = "".join(pieces).strip()
+    grounded = plan.finish(text, min_overlap=min_overlap)
+    return (grounded.text if grounded else text), grounded

@@ -34,7 +34,7 @@ from chat_service.frames import (
     ServerEvent,
     SuggestionEvent,
 )
-from chat_service.grounded import plan_prompt
+from chat_service.grounded import PromptPlan, plan_prompt
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -66,21 +66,23 @@ from core.models import (
 )
 from core.settings import Settings
 from engines import Engine, EngineError, SamplingParams
-from knowledge import Answer, Grounding, KnowledgeBase, review
+from knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReplyPlan:
-    prompt: list[Turn]
+    composed: PromptPlan  # the prompt, its grounding, and an answer decided without the model
     reply_to: int  # seq of the customer message answered
     reply_to_id: int
     adapter_name: str | None
     adapter_version_id: int | None
     suggest: bool  # a draft for an agent rather than a reply to the customer
-    grounding: Grounding | None = None  # None: the tenant has no documents
-    answer: Answer | None = None  # decided without the model (the documents are silent)
+
+    @property
+    def prompt(self) -> list[Turn]:
+        return self.composed.prompt
 
 
 class Responder:
@@ -165,10 +167,11 @@ class Responder:
         params = SamplingParams(
             max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
         )
-        if plan.answer is not None:
-            publish(DeltaEvent(reply_id=reply_id, text=plan.answer.text))
+        decided = plan.composed.answer
+        if decided is not None:
+            publish(DeltaEvent(reply_id=reply_id, text=decided.text))
             await self._deliver(
-                tenant_id, conversation_id, plan, plan.answer.text, context, reply_id, publish
+                tenant_id, conversation_id, plan, decided.text, context, reply_id, publish
             )
             return
         pieces: list[str] = []
@@ -217,11 +220,10 @@ class Responder:
     ) -> None:
         """Store the reply (or the draft) with its grounding, and show it."""
         record = None
-        if plan.grounding is not None:
-            answer = plan.answer or review(
-                text, plan.grounding, min_overlap=self._settings.knowledge.min_overlap
-            )
-            text, record = answer.text, answer.grounding_record(plan.grounding)
+        grounding = plan.composed.grounding
+        answer = plan.composed.finish(text, min_overlap=self._settings.knowledge.min_overlap)
+        if answer is not None and grounding is not None:
+            text, record = answer.text, answer.grounding_record(grounding)
             GROUNDED.labels(
                 "refused" if answer.refused else "quoted" if answer.quoted else "answered"
             ).inc()
@@ -293,16 +295,13 @@ class Responder:
                     )
         # Grounding reads the help center in its own transaction, after this one has ended
         # (SQLite lets one writer-capable transaction in at a time).
-        prompt = plan_prompt(self._knowledge, self._settings.system_prompt, tenant_id, history)
         return ReplyPlan(
-            prompt=prompt.prompt,
+            composed=plan_prompt(self._knowledge, self._settings.system_prompt, tenant_id, history),
             reply_to=history[-1].seq,
             reply_to_id=history[-1].id,  # type: ignore[arg-type]
             adapter_name=adapter_name,
             adapter_version_id=adapter_id,
             suggest=suggest,
-            grounding=prompt.grounding,
-            answer=prompt.answer,
         )
 
     def _store_reply(

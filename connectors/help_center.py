@@ -29,14 +29,12 @@ from connectors.freshdesk.client import headers as freshdesk_headers
 from connectors.http_retry import get_json
 from connectors.sync_state import load_cursor, provider_access, save_cursor
 from core.db import session_scope
-from core.models import utcnow
 from core.settings import Settings
 from knowledge import (
     SourceDocument,
     SyncReport,
     default_embeddings,
     make_document,
-    remove_documents,
     sync_documents,
 )
 
@@ -49,10 +47,18 @@ class ArticlePage:
     unpublished: list[str]  # document ids to remove
     next_cursor: str | None
     done: bool
-    full_walk: bool = False  # the pages list every article: anything not seen was deleted
 
 
 ArticlePager = Callable[[dict[str, str], str | None], ArticlePage]
+
+
+@dataclass(frozen=True)
+class ArticleFeed:
+    page: ArticlePager
+    # Incremental: each page is applied as it comes and the cursor saved, so a later run reads
+    # only what changed. Otherwise every run walks every page from the start, and an article
+    # not seen in the walk was deleted.
+    incremental: bool
 
 
 def _article(
@@ -146,7 +152,7 @@ def intercom_page(credentials: dict[str, str], cursor: str | None) -> ArticlePag
     )
     total = int((body.get("pages") or {}).get("total_pages") or 1)
     done = page >= total
-    return ArticlePage(published, unpublished, None if done else str(page + 1), done, True)
+    return ArticlePage(published, unpublished, None if done else str(page + 1), done)
 
 
 # -- Freshdesk -----------------------------------------------------------------------------
@@ -185,19 +191,19 @@ def freshdesk_page(credentials: dict[str, str], cursor: str | None) -> ArticlePa
     ]
     place = int(cursor or 0)
     if place >= len(folders):
-        return ArticlePage([], [], None, True, True)
+        return ArticlePage([], [], None, True)
     articles = _freshdesk_list(base, f"/api/v2/solutions/folders/{folders[place]}/articles", token)
     published, unpublished = _split(
         "freshdesk", articles, lambda a: a.get("status") == 2, "description", None
     )
     done = place + 1 >= len(folders)
-    return ArticlePage(published, unpublished, None if done else str(place + 1), done, True)
+    return ArticlePage(published, unpublished, None if done else str(place + 1), done)
 
 
-PAGERS: dict[str, ArticlePager] = {
-    "zendesk": zendesk_page,
-    "intercom": intercom_page,
-    "freshdesk": freshdesk_page,
+FEEDS: dict[str, ArticleFeed] = {
+    "zendesk": ArticleFeed(zendesk_page, incremental=True),
+    "intercom": ArticleFeed(intercom_page, incremental=False),
+    "freshdesk": ArticleFeed(freshdesk_page, incremental=False),
 }
 
 
@@ -205,10 +211,6 @@ PAGERS: dict[str, ArticlePager] = {
 class ArticleSyncReport:
     pages: int = 0
     knowledge: SyncReport = field(default_factory=SyncReport)
-
-
-def _cursor_key(provider: str) -> str:
-    return f"{provider}:articles"
 
 
 def sync_articles(
@@ -221,63 +223,59 @@ def sync_articles(
         settings=settings,
         provider=provider,
         tenant_slug=tenant_slug,
-        available=PAGERS,
+        available=FEEDS,
         what="help-center articles",
     )
-    with session_scope(db) as session:
-        stored = load_cursor(session, tenant_id, _cursor_key(provider))
-        cursor = stored.cursor if stored else None
+    feed = FEEDS[provider]
+    key = f"{provider}:articles"
+    cursor = None
+    if feed.incremental:
+        with session_scope(db) as session:
+            stored = load_cursor(session, tenant_id, key)
+            cursor = stored.cursor if stored else None
     report = ArticleSyncReport()
     seen: list[SourceDocument] = []
-    full_walk = False
-    walk_cursor = None if provider != "zendesk" else cursor  # full walks always start over
     while True:
-        page = PAGERS[provider](credentials, walk_cursor)
+        page = feed.page(credentials, cursor)
         report.pages += 1
-        full_walk = page.full_walk
-        if full_walk:
-            seen += page.published  # removals are decided once the whole walk is seen
+        if feed.incremental:
+            _merge(
+                report.knowledge, _sync(db, tenant_id, provider, page.published, page.unpublished)
+            )
+            if page.next_cursor:
+                with session_scope(db) as session:
+                    save_cursor(session, tenant_id, key, page.next_cursor)
         else:
-            _apply(db, tenant_id, provider, page.published, page.unpublished, report)
-            _save_cursor(db, tenant_id, provider, page.next_cursor)
+            seen += page.published  # removals are decided once the whole walk is seen
         if page.done or not page.next_cursor:
             break
-        walk_cursor = page.next_cursor
-    if full_walk:
-        result = sync_documents(
-            db,
-            tenant_id=tenant_id,
-            source=provider,
-            documents=seen,
-            embeddings=default_embeddings(),
-            remove_missing=True,
-        )
-        _merge(report.knowledge, result)
-        _save_cursor(db, tenant_id, provider, utcnow().isoformat())
+        cursor = page.next_cursor
+    if not feed.incremental:
+        _merge(report.knowledge, _sync(db, tenant_id, provider, seen, None))
     log.info(
         "articles tenant=%s provider=%s: %s", tenant_slug, provider, report.knowledge.summary()
     )
     return report
 
 
-def _apply(
+def _sync(
     db: DbEngine,
     tenant_id: int,
     provider: str,
     published: list[SourceDocument],
-    unpublished: list[str],
-    report: ArticleSyncReport,
-) -> None:
-    result = sync_documents(
+    withdrawn: list[str] | None,
+) -> SyncReport:
+    """``withdrawn``: ids to delete (an incremental page); None: a whole walk, where whatever
+    this provider brought before and the walk did not see is deleted."""
+    return sync_documents(
         db,
         tenant_id=tenant_id,
         source=provider,
         documents=published,
         embeddings=default_embeddings(),
-        remove_missing=False,
+        remove_missing=withdrawn is None,
+        withdrawn=withdrawn or (),
     )
-    result.removed = remove_documents(db, tenant_id=tenant_id, doc_ids=unpublished)
-    _merge(report.knowledge, result)
 
 
 def _merge(total: SyncReport, part: SyncReport) -> None:
@@ -286,9 +284,3 @@ def _merge(total: SyncReport, part: SyncReport) -> None:
     total.unchanged += part.unchanged
     total.removed += part.removed
     total.chunks += part.chunks
-
-
-def _save_cursor(db: DbEngine, tenant_id: int, provider: str, cursor: str | None) -> None:
-    if cursor is not None:
-        with session_scope(db) as session:
-            save_cursor(session, tenant_id, _cursor_key(provider), cursor)

@@ -135,6 +135,12 @@ def conversation_turns(
     return turns, used
 
 
+def customer_questions(messages: Iterable[Said]) -> list[str]:
+    """What the customer asked, oldest first: what serving and training both ground in the
+    help center."""
+    return [m.text for m in messages if m.role == Role.CUSTOMER and not m.internal_note]
+
+
 def has_target(turns: Sequence[Turn]) -> bool:
     """A customer turn and at least one reply to learn or score."""
     return any(t.train for t in turns) and any(t.role == "user" for t in turns)

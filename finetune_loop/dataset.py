@@ -19,14 +19,20 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.chat_format import Turn, articles_in, conversation_turns, encode, has_target
+from core.chat_format import (
+    Turn,
+    articles_in,
+    conversation_turns,
+    customer_questions,
+    encode,
+    has_target,
+)
 from core.models import (
     NATIVE_SOURCE,
     Conversation,
     ConversationStatus,
     Customer,
     Message,
-    Role,
     Suggestion,
     SuggestionStatus,
 )
@@ -101,8 +107,7 @@ def _turns(
     With a grounder, the system prompt carries the help-center articles retrieval finds for
     the customer's questions, as serving's would."""
     if callable(system_prompt):
-        asked = [m.text for m in messages if m.role == Role.CUSTOMER and not m.internal_note]
-        system_prompt = system_prompt(asked)
+        system_prompt = system_prompt(customer_questions(messages))
     turns, used = conversation_turns(
         system_prompt,
         messages,

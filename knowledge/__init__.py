@@ -19,7 +19,7 @@ from knowledge.chunking import Chunk, split_document
 from knowledge.documents import SUFFIXES, DocumentError, SourceDocument, make_document, read_tree
 from knowledge.embeddings import MiniLMEmbeddings, default_embeddings
 from knowledge.grounding import Grounding, Source, needs_lookup
-from knowledge.sync import SyncReport, remove_documents, sync_documents
+from knowledge.sync import SyncReport, sync_documents
 
 __all__ = [
     "Answer",
@@ -42,7 +42,6 @@ __all__ = [
     "policy_handoff",
     "read_tree",
     "refusal",
-    "remove_documents",
     "review",
     "split_document",
     "sync_documents",

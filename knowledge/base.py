@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from core.crud import knowledge as store
 from core.db import session_scope
 from core.settings import KnowledgeConfig
+from knowledge.chunking import contextual_text
 from knowledge.embeddings import DIMENSIONS, MiniLMEmbeddings, default_embeddings, from_blob
 from knowledge.grounding import Grounding, ground
 from knowledge.index import IndexedChunk, TenantIndex
@@ -26,17 +27,15 @@ def load_index(db: DbEngine, tenant_id: int) -> TenantIndex:
         rows = store.indexed_chunks(session=session, tenant_id=tenant_id)
         chunks, vectors, headings, units = [], [], [], []
         for document, chunk in rows:
-            title = document.title
-            path = [h for h in chunk.heading_path if h != title]
             chunks.append(
                 IndexedChunk(
                     doc_id=document.doc_id,
-                    title=title,
+                    title=document.title,
                     url=document.url,
                     heading_path=tuple(chunk.heading_path),
                     text=chunk.text,
                     units=tuple(chunk.units),
-                    search_text="\n".join([title, " > ".join(path), chunk.text]),
+                    search_text=contextual_text(document.title, chunk.heading_path, chunk.text),
                 )
             )
             vectors.append(from_blob(chunk.vector))
@@ -86,6 +85,16 @@ class KnowledgeBase:
 
     def has_documents(self, tenant_id: int) -> bool:
         return self.config.enabled and len(self.index(tenant_id)) > 0
+
+    def ground_if_documented(
+        self, tenant_id: int, customer_turns: Sequence[str]
+    ) -> Grounding | None:
+        """None when grounding is off or the tenant has no documents: one index lookup (one
+        revision check) per reply."""
+        if not self.config.enabled:
+            return None
+        index = self.index(tenant_id)
+        return self._ground(index, customer_turns) if len(index) else None
 
     def ground(self, tenant_id: int, customer_turns: Sequence[str]) -> Grounding:
         return self._ground(self.index(tenant_id), customer_turns)

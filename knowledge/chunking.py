@@ -13,6 +13,7 @@ shows as the excerpt under a reply.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
@@ -27,6 +28,13 @@ _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,200}>")  # inline HTML in Markdown
 
 
+def contextual_text(title: str, heading_path: Sequence[str], text: str) -> str:
+    """A chunk in its context, as it is embedded and searched: the same sentence means
+    different things under "Refunds > Catering" and "Refunds > Subscriptions"."""
+    path = [h for h in heading_path if h != title]
+    return "\n".join([title, " > ".join(path), text]) if path else f"{title}\n{text}"
+
+
 @dataclass
 class Chunk:
     ordinal: int
@@ -39,10 +47,7 @@ class Chunk:
         return " > ".join([title, *(h for h in self.heading_path if h != title)])
 
     def embedding_text(self, title: str) -> str:
-        """The chunk in its context: the same sentence means different things under
-        "Refunds > Catering" and "Refunds > Subscriptions"."""
-        path = [h for h in self.heading_path if h != title]
-        return "\n".join([title, " > ".join(path), self.text]) if path else f"{title}\n{self.text}"
+        return contextual_text(title, self.heading_path, self.text)
 
 
 def plain(text: str) -> str:

@@ -104,14 +104,9 @@ class TenantIndex:
         order = np.argsort(-scores, kind="stable")
         return [int(i) for i in order if scores[i] > 0]
 
-    def _dense_order(self, query_vector: np.ndarray) -> list[int]:
-        scores = self.vectors @ query_vector
-        return [int(i) for i in np.argsort(-scores, kind="stable")]
-
-    def _heading_order(self, query_vector: np.ndarray) -> list[int]:
-        """Chunks by how close their title and heading path come to the question: the help
-        center's own label for what a part answers ("Deleting your account")."""
-        scores = self.heading_vectors @ query_vector
+    @staticmethod
+    def _dense_order(vectors: np.ndarray, query_vector: np.ndarray) -> list[int]:
+        scores = vectors @ query_vector
         return [int(i) for i in np.argsort(-scores, kind="stable")]
 
     def _unit_order(self, query_vector: np.ndarray) -> list[int]:
@@ -136,9 +131,11 @@ class TenantIndex:
         for text, vector, weight in queries:
             orders = (
                 (self._lexical_order(text), 1.0),
-                (self._dense_order(vector), 1.0),
+                (self._dense_order(self.vectors, vector), 1.0),
                 (self._unit_order(vector), SIDE_WEIGHT),
-                (self._heading_order(vector), SIDE_WEIGHT),
+                # By title and heading path: the help center's own label for what a part
+                # answers ("Deleting your account").
+                (self._dense_order(self.heading_vectors, vector), SIDE_WEIGHT),
             )
             for order, share in orders:
                 for rank, position in enumerate(order):

@@ -75,8 +75,12 @@ def sync_documents(
     documents: Iterable[SourceDocument],
     embeddings: MiniLMEmbeddings,
     remove_missing: bool = True,
+    withdrawn: Iterable[str] = (),
     progress: Progress | None = None,
 ) -> SyncReport:
+    """``remove_missing``: the documents are the whole source, so what it held before and no
+    longer does is deleted. ``withdrawn``: ids to delete besides (a provider unpublished
+    them). All in one transaction, with one revision bump if anything changed."""
     incoming: dict[str, SourceDocument] = {}
     for document in documents:
         if document.doc_id in incoming:
@@ -119,29 +123,11 @@ def sync_documents(
             report.chunks += len(chunks)
             if progress:
                 progress(done, len(todo))
+        gone = set(withdrawn) - set(incoming)
         if remove_missing:
-            gone = [d for d, row in stored.items() if row.source == source and d not in incoming]
-            store.delete_documents(session=session, tenant_id=tenant_id, doc_ids=gone)
-            report.removed = sorted(gone)
+            gone |= {d for d, row in stored.items() if row.source == source and d not in incoming}
+        report.removed = store.delete_documents(session=session, tenant_id=tenant_id, doc_ids=gone)
         if report.touched:
             store.bump_revision(session=session, tenant_id=tenant_id)
     log.info("knowledge sync (tenant=%s source=%s): %s", tenant_id, source, report.summary())
     return report
-
-
-def remove_documents(db: DbEngine, *, tenant_id: int, doc_ids: Iterable[str]) -> list[str]:
-    """Delete these documents where they exist (a provider unpublished them); the ids that
-    were there."""
-    wanted = set(doc_ids)
-    if not wanted:
-        return []
-    with session_scope(db) as session:
-        present = [
-            d.doc_id
-            for d in store.list_documents(session=session, tenant_id=tenant_id)
-            if d.doc_id in wanted
-        ]
-        if present:
-            store.delete_documents(session=session, tenant_id=tenant_id, doc_ids=present)
-            store.bump_revision(session=session, tenant_id=tenant_id)
-    return sorted(present)

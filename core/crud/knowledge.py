@@ -85,19 +85,21 @@ def put_document(
     return document
 
 
-def delete_documents(*, session: Session, tenant_id: int, doc_ids: Iterable[str]) -> int:
+def delete_documents(*, session: Session, tenant_id: int, doc_ids: Iterable[str]) -> list[str]:
+    """Delete those of these documents that exist; their ids, sorted."""
     ids = list(doc_ids)
     if not ids:
-        return 0
+        return []
     rows = session.exec(
-        select(KnowledgeDocument.id).where(
+        select(KnowledgeDocument.id, KnowledgeDocument.doc_id).where(
             KnowledgeDocument.tenant_id == tenant_id, col(KnowledgeDocument.doc_id).in_(ids)
         )
     ).all()
-    if rows:
-        session.exec(delete(KnowledgeChunk).where(col(KnowledgeChunk.document_id).in_(rows)))
-        session.exec(delete(KnowledgeDocument).where(col(KnowledgeDocument.id).in_(rows)))
-    return len(rows)
+    keys = [key for key, _ in rows]
+    if keys:
+        session.exec(delete(KnowledgeChunk).where(col(KnowledgeChunk.document_id).in_(keys)))
+        session.exec(delete(KnowledgeDocument).where(col(KnowledgeDocument.id).in_(keys)))
+    return sorted(doc_id for _, doc_id in rows)
 
 
 def remove_document(*, session: Session, tenant_id: int, doc_id: str) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from connectors.errors import ConnectorError
-from connectors.help_center import PAGERS as ARTICLE_PROVIDERS
+from connectors.help_center import FEEDS as ARTICLE_PROVIDERS
 from connectors.help_center import sync_articles
 from core.crud import knowledge as store
 from core.crud.tenants import require_tenant
