@@ -16,7 +16,13 @@ from knowledge.answers import (
 )
 from knowledge.base import KnowledgeBase, load_index
 from knowledge.chunking import Chunk, split_document
-from knowledge.documents import SUFFIXES, DocumentError, SourceDocument, make_document, read_tree
+from knowledge.documents import (
+    DocumentError,
+    SourceDocument,
+    document_from_file,
+    make_document,
+    read_tree,
+)
 from knowledge.embeddings import MiniLMEmbeddings, default_embeddings
 from knowledge.grounding import Grounding, Source, needs_lookup
 from knowledge.sync import SyncReport, sync_documents
@@ -29,11 +35,11 @@ __all__ = [
     "KnowledgeBase",
     "MiniLMEmbeddings",
     "REFUSAL",
-    "SUFFIXES",
     "Source",
     "SourceDocument",
     "SyncReport",
     "default_embeddings",
+    "document_from_file",
     "faithful",
     "grounded_prompt",
     "load_index",

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -135,17 +135,24 @@ def make_document(
     )
 
 
-def read_file(path: Path) -> SourceDocument:
-    kind = SUFFIXES.get(path.suffix.lower())
+def document_from_file(name: str, raw: bytes, where: str) -> SourceDocument:
+    """A file's bytes as a document, its type by its suffix and its default id its stem: for
+    a file on disk and an upload alike."""
+    suffix = PurePath(name).suffix
+    kind = SUFFIXES.get(suffix.lower())
     if kind is None:
         raise DocumentError(
-            f"{path}: unsupported file type {path.suffix!r} (use {', '.join(sorted(SUFFIXES))})"
+            f"{where}: unsupported file type {suffix!r} (use {', '.join(sorted(SUFFIXES))})"
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise DocumentError(f"{path}: not UTF-8 text") from None
-    return make_document(text=text, kind=kind, default_id=path.stem, where=str(path))
+        raise DocumentError(f"{where}: not UTF-8 text") from None
+    return make_document(text=text, kind=kind, default_id=PurePath(name).stem, where=where)
+
+
+def read_file(path: Path) -> SourceDocument:
+    return document_from_file(path.name, path.read_bytes(), str(path))
 
 
 def read_tree(root: Path) -> Iterator[SourceDocument]:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from chat_service.deps import CurrentTenant, ServicesDep, SessionDep
 from core.crud import knowledge as store
 from core.models import KnowledgeChunk, KnowledgeDocument
-from knowledge import SUFFIXES, DocumentError, make_document, sync_documents
+from knowledge import document_from_file, sync_documents
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
 API_SOURCE = "api"
@@ -72,23 +72,12 @@ async def upload_documents(
     documents = []
     for upload in files:
         name = PurePath(upload.filename or "document.txt").name
-        kind = SUFFIXES.get(PurePath(name).suffix.lower())
-        if kind is None:
-            raise DocumentError(
-                f"{name}: unsupported file type (use {', '.join(sorted(SUFFIXES))})"
-            )
         raw = await upload.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
             raise HTTPException(
                 status.HTTP_413_CONTENT_TOO_LARGE, f"{name}: larger than {MAX_FILE_BYTES} bytes"
             )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DocumentError(f"{name}: not UTF-8 text") from None
-        documents.append(
-            make_document(text=text, kind=kind, default_id=PurePath(name).stem, where=name)
-        )
+        documents.append(document_from_file(name, raw, name))
     assert tenant.id is not None
     report = await run_in_threadpool(
         sync_documents,
