@@ -146,7 +146,10 @@ class AdapterManager:
             log.warning("rejected (%s): %s", context, reason)
             await run_in_threadpool(self._reject, version, reason)
             raise AdapterRejectedError(f"{name} rejected: {reason}") from exc
-        await run_in_threadpool(self._switch, tenant_id, version)
+        # Under the sync lock: a sync that read the registry before this switch would otherwise
+        # see the new version as neither wanted nor activating, and unload it.
+        async with self._sync_lock:
+            await run_in_threadpool(self._switch, tenant_id, version)
 
     async def rollback(self, *, tenant_slug: str) -> AdapterVersion:
         """Back to the version active before the current one (still loaded: instant)."""

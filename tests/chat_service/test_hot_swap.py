@@ -10,8 +10,11 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from chat_service.adapter_leases import AdapterLeases
+from chat_service.hot_swap import AdapterManager
 from chat_service.server import BackgroundServer
 from core.db import session_scope
+from core.migrate import open_database
 from core.models import AdapterVersion, Message, Role
 from engines.embedded import EmbeddedEngine
 from supportloop.cli import app as cli
@@ -202,3 +205,83 @@ def test_adapters_cli_acts_on_the_running_service(
         assert unknown.exit_code == 1 and "404" in unknown.output
     finally:
         get_settings.cache_clear()
+
+
+class GatedEngine:
+    """The shared embedded engine, with two points where the test decides when work goes on:
+    the smoke test of a version being activated, and the sync loop's reload step. Each gate
+    holds only while the test has it shut."""
+
+    def __init__(self, engine: EmbeddedEngine) -> None:
+        self._engine = engine
+        self.smoke = Gate()
+        self.sync = Gate()
+        self.unloaded: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+    async def stream_chat(self, *args: object, **kwargs: object):  # noqa: ANN201
+        await self.smoke.pass_through()
+        async for piece in self._engine.stream_chat(*args, **kwargs):
+            yield piece
+
+    async def ensure_adapter(self, name: str, path: Path) -> None:
+        await self.sync.pass_through()
+        await self._engine.ensure_adapter(name, path)
+
+    async def unload_adapter(self, name: str) -> None:
+        self.unloaded.append(name)
+        await self._engine.unload_adapter(name)
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.reached, self.opened = asyncio.Event(), asyncio.Event()
+        self.opened.set()
+
+    def shut(self) -> None:
+        self.reached.clear()
+        self.opened.clear()
+
+    async def pass_through(self) -> None:
+        if not self.opened.is_set():
+            self.reached.set()
+            await self.opened.wait()
+
+
+async def test_a_sync_that_read_the_registry_before_a_switch_keeps_the_new_version(
+    tmp_path: Path, engine: EmbeddedEngine, phrase_adapters: dict[str, PhraseAdapter]
+) -> None:
+    """A sync that read "v1 is wanted" just before v2 became active must not unload v2 (the
+    next sync loaded it again, but until then the tenant's replies came from the base model)."""
+    db = open_database(f"sqlite:///{tmp_path / 'registry.db'}")
+    make_tenant(db, "acme")
+    settings = make_settings(tmp_path, "sqlite://", max_new_tokens=4)
+    v1, v2 = unique("acme-v1"), unique("acme-v2")
+    gated = GatedEngine(engine)
+    manager = AdapterManager(db=db, engine=gated, leases=AdapterLeases(), settings=settings)  # type: ignore[arg-type]
+    try:
+        await manager.publish(tenant_slug="acme", name=v1, path=phrase_adapters["v1"].path)
+        gated.smoke.shut()
+        publishing = asyncio.create_task(
+            manager.publish(tenant_slug="acme", name=v2, path=phrase_adapters["v2"].path)
+        )
+        await gated.smoke.reached.wait()  # v2 is loaded, not yet switched to
+        gated.sync.shut()
+        syncing = asyncio.create_task(manager.sync())
+        await gated.sync.reached.wait()  # a sync has read the registry: v1 active
+        gated.smoke.opened.set()
+        await asyncio.wait([publishing], timeout=5)  # the switch goes as far as it can
+        gated.sync.opened.set()
+        await asyncio.gather(publishing, syncing)
+        await manager.sync()
+
+        assert gated.unloaded == []  # not even for a moment
+        assert {v1, v2} <= set(await engine.list_adapters())
+        assert {v1, v2} <= manager.loaded
+    finally:
+        gated.smoke.opened.set()
+        gated.sync.opened.set()
+        for name in (v1, v2):
+            await engine.unload_adapter(name)
