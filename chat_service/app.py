@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from chat_service.api import (
     widget,
 )
 from chat_service.api import knowledge as knowledge_api
+from chat_service.body_limit import BodyLimit
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -75,10 +76,12 @@ def create_app(
     *,
     engine: Engine | None = None,
     lifespans: Sequence[Lifespan] = (),
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """``engine``: an already started engine to share (tests); otherwise the app builds, starts
     and closes its own. ``lifespans``: what other packages run alongside (the composition root
-    passes them); they start once the chat service is ready and stop before it does."""
+    passes them); they start once the chat service is ready and stop before it does.
+    ``body_limits``: path prefix -> largest body, for routes other packages mount (webhooks)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -146,6 +149,11 @@ def create_app(
     )
     errors.install(app)
     app.middleware("http")(count_requests)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        by_prefix={"/v1/knowledge/documents": settings.max_upload_bytes, **(body_limits or {})},
+    )
     routers = (
         health,
         tenants,

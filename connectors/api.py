@@ -15,11 +15,13 @@ from connectors.webhook_spec import Delivery
 from connectors.webhooks import PROVIDERS, receive
 from core.settings import Settings
 
+WEBHOOK_PREFIX = "/v1/webhooks/"
+
 
 def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
 
-    @router.post("/v1/webhooks/{provider}/{tenant}")
+    @router.post(WEBHOOK_PREFIX + "{provider}/{tenant}")
     async def post_webhook(provider: str, tenant: str, request: Request) -> Response:
         """A CRM delivery: verified on the raw body, stored once, answered after the commit."""
         delivery = Delivery(

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     # Several secrets per key allow rotation.
     connector_secrets: dict[str, list[str]] = Field(default_factory=dict, repr=False)
     webhook_tolerance_s: int = Field(300, description="Oldest accepted webhook timestamp.")
+    max_webhook_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest webhook body accepted (413 above)."
+    )
     # Provider API access per tenant, also from the environment only:
     # SUPPORTLOOP_CONNECTOR_CREDENTIALS='{"acme/intercom": {"api_base": "...", "token": "..."}}'
     connector_credentials: dict[str, dict[str, str]] = Field(default_factory=dict, repr=False)
@@ -219,6 +222,14 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body read (413 above, before it is buffered).",
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest knowledge-document upload."
+    )
 
     system_prompt: str = (
         "You are a friendly, concise customer-support assistant. Answer the customer's question "

@@ -20,7 +20,7 @@ from analytics import refresh_all_tenants
 from analytics.dashboard import dashboard_router
 from chat_service.app import Lifespan, create_app
 from chat_service.console_auth import AgentContext, current_agent
-from connectors.api import webhook_router
+from connectors.api import WEBHOOK_PREFIX, webhook_router
 from connectors.webhooks import retry_due
 from core.settings import Settings
 from engines import Engine
@@ -62,6 +62,7 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app = create_app(
         settings,
         engine=engine,
+        body_limits={WEBHOOK_PREFIX: settings.max_webhook_body_bytes},
         lifespans=[
             every(
                 settings.webhook_retry_interval_s,
