@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from chat_service.frames import MessageEvent, SuggestionEvent
+from chat_service.frames import MessageEvent, SuggestionEvent, TypingEvent
 from chat_service.handoff import HANDED_BACK, RESOLVED, agent_joined
 from chat_service.services import Services
 from chat_service.telemetry import CHAT_MESSAGES
@@ -109,6 +109,17 @@ async def resolve(services: Services, *, tenant_id: int, conversation_id: int) -
         conversation_id,
         lambda s, c: handoff.resolve(session=s, conversation=c, notice=RESOLVED),
     )
+
+
+async def show_typing(
+    services: Services, *, tenant_id: int, conversation_id: int, agent: str
+) -> None:
+    """The customer sees that an agent is composing. Checked like every other action: the
+    hub routes by conversation id, so an unchecked id would reach another tenant's widget."""
+    await _in_transaction(
+        services, require_conversation, tenant_id=tenant_id, conversation_id=conversation_id
+    )
+    services.hub.publish(tenant_id, conversation_id, TypingEvent(role="agent", author=agent))
 
 
 async def decide(

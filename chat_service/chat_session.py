@@ -123,7 +123,7 @@ class ChatSession:
     def _attach(self, conversation_id: int) -> None:
         self._conversation_id = conversation_id
         self._subscriptions.enter_context(
-            self._services.hub.subscribe(conversation_id, self._outbox)
+            self._services.hub.subscribe(self._tenant_id, conversation_id, self._outbox)
         )
 
     # -- inbound -----------------------------------------------------------------------------

@@ -14,10 +14,12 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 from chat_service.frames import ServerEvent
 
 Event = ServerEvent
+K = TypeVar("K")
 SUBSCRIBER_QUEUE_LIMIT = 1000
 
 
@@ -35,7 +37,7 @@ class Subscription:
 
 @contextmanager
 def _member(
-    groups: dict[int, set[Subscription]], key: int, sub: Subscription
+    groups: dict[K, set[Subscription]], key: K, sub: Subscription
 ) -> Iterator[Subscription]:
     groups[key].add(sub)
     try:
@@ -50,14 +52,16 @@ def _member(
 
 class ConversationHub:
     def __init__(self) -> None:
-        self._subscribers: dict[int, set[Subscription]] = defaultdict(set)
+        # Widgets by (tenant, conversation): an event published under the wrong tenant reaches
+        # nobody rather than another tenant's customer.
+        self._subscribers: dict[tuple[int, int], set[Subscription]] = defaultdict(set)
         self._tenant_subscribers: dict[int, set[Subscription]] = defaultdict(set)
 
     def subscribe(
-        self, conversation_id: int, subscription: Subscription
+        self, tenant_id: int, conversation_id: int, subscription: Subscription
     ) -> AbstractContextManager[Subscription]:
         """A customer's widget: the customer-visible events of one conversation."""
-        return _member(self._subscribers, conversation_id, subscription)
+        return _member(self._subscribers, (tenant_id, conversation_id), subscription)
 
     def subscribe_tenant(
         self, tenant_id: int, subscription: Subscription
@@ -70,7 +74,7 @@ class ConversationHub:
     ) -> None:
         """Must be called on the event loop's thread."""
         if customer_visible:
-            for subscription in list(self._subscribers.get(conversation_id, ())):
+            for subscription in list(self._subscribers.get((tenant_id, conversation_id), ())):
                 subscription.offer(event)
         tagged = event.for_console(conversation_id)
         for subscription in list(self._tenant_subscribers.get(tenant_id, ())):

@@ -39,7 +39,7 @@ from chat_service.console_schemas import (
 )
 from chat_service.deps import ServicesDep
 from chat_service.errors import CLOSE_TRY_AGAIN_LATER, close_for
-from chat_service.frames import ReadyEvent, TypingEvent
+from chat_service.frames import ReadyEvent
 from chat_service.hub import Subscription
 from chat_service.schemas import MessagePublic
 from chat_service.telemetry import CONNECTIONS
@@ -272,8 +272,8 @@ async def change_hands(
     elif action == "resolve":
         await agent_desk.resolve(services, tenant_id=tenant_id, conversation_id=conversation_id)
     elif action == "typing":
-        services.hub.publish(
-            tenant_id, conversation_id, TypingEvent(role="agent", author=agent.name)
+        await agent_desk.show_typing(
+            services, tenant_id=tenant_id, conversation_id=conversation_id, agent=agent.name
         )
     else:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown action {action!r}")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from core.crud.conversations import append_message
-from core.errors import ConflictError
+from core.errors import ConflictError, NotFoundError
 from core.models import Conversation, Message, Role, Suggestion, SuggestionStatus, utcnow
 
 
@@ -27,6 +27,10 @@ class Decision(StrEnum):
 
 class SuggestionError(ConflictError):
     pass
+
+
+class SuggestionNotFoundError(NotFoundError):
+    """Unknown, or another tenant's: the same answer for both (404)."""
 
 
 def create_suggestion(
@@ -76,7 +80,7 @@ def decide_suggestion(
     """Record the agent's decision; accept and edit also send the reply to the customer."""
     suggestion = session.get(Suggestion, suggestion_id)
     if suggestion is None or suggestion.tenant_id != tenant_id:
-        raise SuggestionError(f"suggestion {suggestion_id} not found")
+        raise SuggestionNotFoundError(f"suggestion {suggestion_id} not found")
     if suggestion.status != SuggestionStatus.PENDING:
         raise SuggestionError(f"suggestion {suggestion_id} was already {suggestion.status}")
     conversation = session.get(Conversation, suggestion.conversation_id)
@@ -190,7 +194,7 @@ def review_bot_reply(
     suggestion), or no correction with a reason (kept out of training)."""
     message = session.get(Message, message_id)
     if message is None or message.tenant_id != tenant_id or message.role != Role.BOT:
-        raise SuggestionError(f"bot message {message_id} not found")
+        raise SuggestionNotFoundError(f"bot message {message_id} not found")
     question = _question_for(session, message)
     if question is None:
         raise SuggestionError(f"bot message {message_id} answers no customer message")
