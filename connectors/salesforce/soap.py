@@ -1,8 +1,8 @@
 """Outbound Message envelopes: parse what Salesforce sends, build the Ack it expects.
 
-Salesforce signs nothing; the checks are the organisation id (constant-time against the
-configured ones), plus TLS and IP allow-listing in front of us. The XML is untrusted input, so
-it is parsed with defusedxml (no entity expansion, no external entities).
+Salesforce signs nothing; the check is a secret in the endpoint URL (connectors/salesforce/
+webhook.py), plus TLS and IP allow-listing in front of us. The XML is untrusted input, so it is
+parsed with defusedxml (no entity expansion, no external entities).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from tests.connectors.fake_salesforce import CASE_ID, ORG, TOKEN, FakeSalesforce
 from tests.connectors.fake_zendesk import running
 from tests.factories import make_tenant
 
+URL_SECRET = "sf-endpoint-secret-0123456789abcdef"
+
 
 def envelope(org: str = ORG, notification_id: str = "04l5g00000LmNoPAAV") -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -52,9 +54,13 @@ def server(
         tmp_path,
         db_url,
         port=free_port(),
-        connector_secrets={"acme/salesforce": [ORG]},
+        connector_secrets={"acme/salesforce": [URL_SECRET]},
         connector_credentials={
-            "acme/salesforce": {"api_base": f"http://127.0.0.1:{api_port}", "token": TOKEN}
+            "acme/salesforce": {
+                "api_base": f"http://127.0.0.1:{api_port}",
+                "token": TOKEN,
+                "organization_id": ORG,
+            }
         },
     )
     with BackgroundServer(settings, build_app(settings, engine=engine)) as live:
@@ -66,7 +72,7 @@ def test_an_outbound_message_is_acked_exactly_and_the_case_is_stored(
     server: tuple[BackgroundServer, int],
 ) -> None:
     live, api_port = server
-    url = f"{live.http_url}/v1/webhooks/salesforce/acme"
+    url = f"{live.http_url}/v1/webhooks/salesforce/acme?token={URL_SECRET}"
     with running(FakeSalesforce().app, api_port):
         first = httpx.post(url, content=envelope(), headers={"Content-Type": "text/xml"})
         again = httpx.post(url, content=envelope(), headers={"Content-Type": "text/xml"})
@@ -84,16 +90,32 @@ def test_an_outbound_message_is_acked_exactly_and_the_case_is_stored(
         assert len(session.exec(select(WebhookEvent)).all()) == 1
 
 
-def test_another_organisation_or_a_broken_envelope_is_refused(
+def test_the_public_organisation_id_alone_is_not_enough(
+    server: tuple[BackgroundServer, int],
+) -> None:
+    """Anyone can read an org id off a Web-to-Case form: without the URL secret, or with a
+    wrong one, the right org's envelope is refused and nothing is stored."""
+    live, _ = server
+    base = f"{live.http_url}/v1/webhooks/salesforce/acme"
+    for url in (base, f"{base}?token=guess", f"{base}?token="):
+        refused = httpx.post(url, content=envelope(), headers={"Content-Type": "text/xml"})
+        assert refused.status_code == 401, url
+        assert "token" in refused.json()["detail"]
+    with session_scope(live.app.state.services.db) as session:
+        assert session.exec(select(WebhookEvent)).all() == []
+
+
+def test_another_organisation_or_a_broken_envelope_is_kept_dead_and_never_ingested(
     server: tuple[BackgroundServer, int],
 ) -> None:
     live, _ = server
-    url = f"{live.http_url}/v1/webhooks/salesforce/acme"
-    forged = httpx.post(url, content=envelope(org="00D000000000000AAA"))
-    assert forged.status_code == 401
+    url = f"{live.http_url}/v1/webhooks/salesforce/acme?token={URL_SECRET}"
+    other = httpx.post(url, content=envelope(org="00D000000000000AAA"))
+    assert other.status_code == 400 and "organisation" in other.json()["detail"]
     broken = httpx.post(url, content=b"<not-soap")
-    assert broken.status_code == 401 and "organisation id" in broken.json()["detail"]
+    assert broken.status_code == 400 and "SOAP" in broken.json()["detail"]
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
-    assert httpx.post(url, content=bomb).status_code == 401  # entities are never expanded
+    assert httpx.post(url, content=bomb).status_code == 400  # entities are never expanded
     with session_scope(live.app.state.services.db) as session:
-        assert session.exec(select(WebhookEvent)).all() == []
+        assert session.exec(select(Message)).all() == []
+        assert {e.status for e in session.exec(select(WebhookEvent)).all()} == {"dead"}
