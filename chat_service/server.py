@@ -29,6 +29,9 @@ def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Co
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # Forwarded headers are anyone's to write: believed only from the configured proxies.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
         log_level="info",
     )
     log_redaction.install()  # after uvicorn configured its loggers

@@ -222,6 +222,16 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses (or CIDR ranges) of the reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: the socket's peer is the client.",
+    )
+    metrics_token: str = Field(
+        "",
+        repr=False,
+        description="Bearer token for /metrics; empty: /metrics is open but names no tenant.",
+    )
     max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,

@@ -6,12 +6,13 @@ its retry loop, the outcome dashboard (shown to console agents) with its refresh
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine as DbEngine
 from starlette.concurrency import run_in_threadpool
@@ -85,9 +86,15 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(dashboard_router(get_db, settings, agents_tenant))
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
         """Prometheus text format: request rates, time to first token, tokens/s, connections,
-        webhook ingestion, training runs and their outcomes."""
-        return Response(metrics_text(get_db), media_type=CONTENT_TYPE_LATEST)
+        webhook ingestion, training runs and their outcomes. Per-tenant series name the
+        tenant only for a scraper holding SUPPORTLOOP_METRICS_TOKEN."""
+        token = settings.metrics_token
+        if token and not hmac.compare_digest(authorization or "", f"Bearer {token}"):
+            return Response("metrics need 'Authorization: Bearer <metrics token>'", 401)
+        return Response(
+            metrics_text(get_db, name_tenants=bool(token)), media_type=CONTENT_TYPE_LATEST
+        )
 
     return app

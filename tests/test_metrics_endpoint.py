@@ -73,3 +73,32 @@ async def test_metrics_parse_and_cover_requests_replies_connections_webhooks_and
         if s.labels == {"kind": "widget"}
     ]
     assert widget and widget[0] >= 1  # the chat above was open while scraping
+
+
+@pytest.mark.parametrize("token", ["", "m" * 40])
+def test_metrics_name_tenants_only_for_a_scraper_holding_the_token(
+    tmp_path: Path, engine: EmbeddedEngine, token: str
+) -> None:
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'm.db'}", port=free_port(), metrics_token=token
+    )
+    with BackgroundServer(settings, build_app(settings, engine=engine)) as live:
+        db = live.app.state.services.db
+        tenant, _ = make_tenant(db, "secret-customer-slug")
+        with session_scope(db) as session:
+            session.add(TrainingRun(tenant_id=tenant.id, status=TrainingRunStatus.SUCCEEDED))  # type: ignore[arg-type]
+        anonymous = httpx.get(f"{live.http_url}/metrics")
+        scraper = httpx.get(
+            f"{live.http_url}/metrics", headers={"Authorization": f"Bearer {token or 'x'}"}
+        )
+    if not token:
+        assert anonymous.status_code == 200
+        assert "secret-customer-slug" not in anonymous.text
+        assert 'supportloop_training_runs{status="succeeded"} 1.0' in anonymous.text
+    else:
+        assert anonymous.status_code == 401
+        assert scraper.status_code == 200
+        assert (
+            'supportloop_training_runs{status="succeeded",tenant="secret-customer-slug"} 1.0'
+            in scraper.text
+        )

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from chat_service.exposure import exposure_problems
 from core.settings import Settings, get_settings
 from engines.base_model import ModelError, is_prepared, missing_model_message, prepare_base_model
 from supportloop.cli.terminal import configure_logging, console, database, fail, failing_on
@@ -35,6 +36,12 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = get_settings().model_copy(update=overrides)
     _require_model(settings)
+    problems = exposure_problems(settings, database(settings))
+    if problems:
+        fail(
+            f"refusing to serve on {settings.host} (not loopback) until these are fixed:\n"
+            + "\n".join(f"- {p}" for p in problems)
+        )
     configure_logging()
     scheduler = start_nightly(settings)
     try:

@@ -60,3 +60,34 @@ async def test_messages_over_the_limit_are_refused_with_a_retry_time_and_not_sto
     assert all(15 <= a["retry_after"] <= 20 for a in answers[3:])
     assert [a["client_id"] for a in answers[3:]] == ["c-3", "c-4"]
     assert stored == ["message 0", "message 1", "message 2"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("trusted", "expected"), [([], ["ack", "ack", "error"]), (["127.0.0.1"], ["ack"] * 3)]
+)
+async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(
+    tmp_path: Path, engine: EmbeddedEngine, trusted: list[str], expected: list[str]
+) -> None:
+    """Three visitors behind distinct forwarded addresses, a per-IP limit of two: from an
+    untrusted peer the header is anyone's to write, so all three are the peer's one address."""
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'xff.db'}",
+        port=free_port(),
+        widget_messages_per_minute_per_ip=2,
+        trusted_proxies=trusted,
+    )
+    with running_server(settings, engine) as live:
+        make_tenant(live.app.state.services.db, "acme", bot_mode=BotMode.OFF)
+        answers = []
+        for n in range(3):
+            forwarded = {"X-Forwarded-For": f"203.0.113.{n + 1}"}
+            async with open_chat(live.ws_url, "acme", additional_headers=forwarded) as ws:
+                await send_message(ws, f"c-{n}", f"message {n}")
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] in ("ack", "error"):
+                        answers.append(frame["type"])
+                        break
+    assert answers == expected
