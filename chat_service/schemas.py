@@ -42,6 +42,21 @@ class TenantCreated(BaseModel):
     api_key: str = Field(description="Shown once; only its hash is stored.")
 
 
+class ApiKeyPublic(BaseModel):
+    """A key as an operator sees it: never the key, only the prefix that tells keys apart."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyRotated(BaseModel):
+    api_key: str = Field(description="The new key, shown once; the old ones are refused now.")
+    revoked: list[ApiKeyPublic]
+
+
 class ConversationPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

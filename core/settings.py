@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     widget_jwt_secrets: dict[str, list[str]] = Field(default_factory=dict, repr=False)
     visitor_token_days: int = Field(365, ge=1, description="Lifetime of an anonymous visitor.")
     console_session_hours: int = Field(12, ge=1, description="Console sign-in lifetime.")
+    console_session_check_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often an open console socket re-checks its session (a signed-out or "
+        "expired agent stops receiving within this time).",
+    )
     cookie_secure: bool = Field(
         True,
         description="Mark the console cookie Secure (HTTPS only). Browsers still accept it on "

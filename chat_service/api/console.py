@@ -367,10 +367,23 @@ async def console_socket(websocket: WebSocket) -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass  # the console sends nothing; its actions go through the JSON API
 
+    async def while_signed_in() -> None:
+        # The socket outlives the request that opened it: signing out (or the session
+        # expiring, or the account being removed) must stop the stream too.
+        while True:
+            await asyncio.sleep(services.settings.console_session_check_s)
+            if await run_in_threadpool(load_agent, websocket) is None:
+                await close_for(websocket, ForbiddenError("signed out: sign in again"))
+                return
+
     CONNECTIONS.labels("console").inc()
     with services.hub.subscribe_tenant(agent.tenant_id, subscription):
         await websocket.send_json(ReadyEvent().payload())
-        tasks = {asyncio.create_task(forward()), asyncio.create_task(until_closed())}
+        tasks = {
+            asyncio.create_task(forward()),
+            asyncio.create_task(until_closed()),
+            asyncio.create_task(while_signed_in()),
+        }
         _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()

@@ -5,8 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from chat_service.deps import AdminDep, SessionDep
-from chat_service.schemas import TenantCreate, TenantCreated, TenantPublic, TenantUpdate
-from core.crud.tenants import create_tenant, update_tenant
+from chat_service.schemas import (
+    ApiKeyPublic,
+    ApiKeyRotated,
+    TenantCreate,
+    TenantCreated,
+    TenantPublic,
+    TenantUpdate,
+)
+from core.crud.tenants import (
+    api_keys,
+    create_tenant,
+    revoke_api_key,
+    rotate_api_key,
+    update_tenant,
+)
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -38,3 +51,24 @@ def patch_tenant(
     )
     session.commit()
     return TenantPublic.model_validate(tenant)
+
+
+@router.get("/{slug}/keys", response_model=list[ApiKeyPublic])
+def get_keys(slug: str, session: SessionDep, _admin: AdminDep) -> list[ApiKeyPublic]:
+    """The tenant's API keys, revoked ones included (prefixes only)."""
+    return [ApiKeyPublic.model_validate(k) for k in api_keys(session=session, slug=slug)]
+
+
+@router.post("/{slug}/keys/rotate", status_code=status.HTTP_201_CREATED)
+def post_rotate(slug: str, session: SessionDep, _admin: AdminDep) -> ApiKeyRotated:
+    """A new key; every key the tenant held is refused from this answer on."""
+    key, revoked = rotate_api_key(session=session, slug=slug)
+    session.commit()
+    return ApiKeyRotated(api_key=key, revoked=[ApiKeyPublic.model_validate(k) for k in revoked])
+
+
+@router.delete("/{slug}/keys/{prefix}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_key(slug: str, prefix: str, session: SessionDep, _admin: AdminDep) -> None:
+    """Revoke one key (by the prefix the listing shows), refused at once."""
+    revoke_api_key(session=session, slug=slug, prefix=prefix)
+    session.commit()

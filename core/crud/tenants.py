@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.models import ApiKey, BotMode, Tenant
+from core.models.types import utcnow
 from core.secrets import hash_token, new_token
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -50,6 +51,35 @@ def issue_api_key(*, session: Session, tenant: Tenant) -> str:
     key = new_token(API_KEY_PREFIX)
     session.add(ApiKey(tenant_id=tenant.id, key_hash=hash_token(key), prefix=key[:10]))
     session.flush()
+    return key
+
+
+def api_keys(*, session: Session, slug: str) -> list[ApiKey]:
+    tenant = require_tenant(session=session, slug=slug)
+    return list(
+        session.exec(select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id))  # type: ignore[arg-type]
+    )
+
+
+def rotate_api_key(*, session: Session, slug: str) -> tuple[str, list[ApiKey]]:
+    """A new key, and every key the tenant held until now revoked in the same transaction:
+    the old key is refused from the commit on (no grace period: rotation after a leak must
+    shut the leaked key out)."""
+    tenant = require_tenant(session=session, slug=slug)
+    revoked = [key for key in api_keys(session=session, slug=slug) if key.revoked_at is None]
+    for key in revoked:
+        key.revoked_at = utcnow()
+    return issue_api_key(session=session, tenant=tenant), revoked
+
+
+def revoke_api_key(*, session: Session, slug: str, prefix: str) -> ApiKey:
+    """Revokes the tenant's key starting with ``prefix`` (the part a UI shows)."""
+    matching = [k for k in api_keys(session=session, slug=slug) if k.prefix.startswith(prefix)]
+    if len(matching) != 1 or not prefix:
+        raise NotFoundError(f"no single API key of {slug!r} starts with {prefix!r}")
+    key = matching[0]
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
     return key
 
 

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from core.crud.agents import create_agent
-from core.crud.tenants import create_tenant, require_tenant, update_tenant
+from core.crud.tenants import (
+    api_keys,
+    create_tenant,
+    require_tenant,
+    revoke_api_key,
+    rotate_api_key,
+    update_tenant,
+)
 from core.db import session_scope
 from core.errors import DomainError
 from core.models import BotMode
@@ -46,6 +53,33 @@ def tenant_update(
             session=session, slug=slug, bot_mode=bot_mode, allowed_origins=origin
         )
         console.print(f"{slug}: bot mode {tenant.bot_mode}, origins {tenant.allowed_origins}")
+
+
+@tenant_app.command("keys")
+def tenant_keys(slug: str) -> None:
+    """List the tenant's API keys (prefixes, created, revoked)."""
+    with failing_on(DomainError), session_scope(database()) as session:
+        for key in api_keys(session=session, slug=slug):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            console.print(f"{key.prefix}…  created {key.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@tenant_app.command("rotate-key")
+def tenant_rotate_key(slug: str) -> None:
+    """Issue a new API key and revoke every other one at once; prints the new key (shown
+    only this once)."""
+    with failing_on(DomainError), session_scope(database()) as session:
+        key, revoked = rotate_api_key(session=session, slug=slug)
+    typer.echo(key)
+    console.print(f"revoked: {', '.join(k.prefix for k in revoked) or 'none'}", style="dim")
+
+
+@tenant_app.command("revoke-key")
+def tenant_revoke_key(slug: str, prefix: str) -> None:
+    """Revoke one API key by its prefix (see `tenant keys`); it is refused at once."""
+    with failing_on(DomainError), session_scope(database()) as session:
+        key = revoke_api_key(session=session, slug=slug, prefix=prefix)
+        console.print(f"{key.prefix}… revoked")
 
 
 @agent_app.command("create")

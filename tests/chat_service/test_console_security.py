@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,12 @@ PASSWORD = "a long enough password"
 
 @pytest.fixture
 def live(tmp_path: Path, engine: EmbeddedEngine) -> Iterator[BackgroundServer]:
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'console.db'}", port=free_port())
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'console.db'}",
+        port=free_port(),
+        console_session_check_s=0.2,
+    )
     with running_server(settings, engine) as server:
         db = server.app.state.services.db
         for slug in ("acme", "globex"):
@@ -177,3 +183,17 @@ async def test_the_console_socket_refuses_strangers_and_other_sites(
         assert reason in closed.value.rcvd.reason
     async with connect(url, additional_headers=cookie) as ws:
         assert await ws.recv() == '{"type":"ready"}'
+
+
+@pytest.mark.anyio
+async def test_a_signed_out_agents_open_socket_stops_receiving(live: BackgroundServer) -> None:
+    console = Console(live, "acme")
+    cookie = {"Cookie": f"supportloop_console={console.cookie}"}
+    async with connect(f"{live.ws_url}/console/ws", additional_headers=cookie) as ws:
+        assert await ws.recv() == '{"type":"ready"}'
+        assert console.post("/console/api/logout").status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "signed out" in closed.value.rcvd.reason

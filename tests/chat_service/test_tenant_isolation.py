@@ -165,6 +165,9 @@ def webhook(c: Caller, b: TenantData) -> list[tuple[str, int, set[int]]]:
 
 CASES: dict[str, Case] = {
     "/v1/tenants/{slug}": rest("PATCH", "/v1/tenants/{slug}", NOT_ADMIN, json={"bot_mode": "auto"}),
+    "/v1/tenants/{slug}/keys": rest("GET", "/v1/tenants/{slug}/keys", NOT_ADMIN),
+    "/v1/tenants/{slug}/keys/rotate": rest("POST", "/v1/tenants/{slug}/keys/rotate", NOT_ADMIN),
+    "/v1/tenants/{slug}/keys/{prefix}": rest("DELETE", "/v1/tenants/{slug}/keys/slk_", NOT_ADMIN),
     "/v1/conversations/{conversation_id}/messages": lambda c, b: [
         *rest("GET", "/v1/conversations/{conversation_id}/messages", NOT_FOUND)(c, b),
         *rest(
