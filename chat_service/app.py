@@ -24,6 +24,7 @@ from chat_service.api import (
 )
 from chat_service.api import knowledge as knowledge_api
 from chat_service.body_limit import BodyLimit
+from chat_service.connection_caps import ConnectionCaps
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -116,6 +117,10 @@ def create_app(
             handoff=handoff,
             secret_key=load_secret_key(settings),
             rate_limiter=RateLimiter(),
+            connection_caps=ConnectionCaps(
+                per_ip=settings.widget_connections_per_ip,
+                per_tenant=settings.widget_connections_per_tenant,
+            ),
             knowledge=knowledge,
         )
         await run_in_threadpool(_ensure_demo_tenant, services)

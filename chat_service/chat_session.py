@@ -18,7 +18,12 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from chat_service.errors import CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER, close_for
+from chat_service.errors import (
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    close_for,
+)
 from chat_service.frames import (
     AckEvent,
     ContactFrame,
@@ -64,6 +69,8 @@ from core.db import session_scope
 from core.models import Conversation, ConversationStatus, Message, Role, Tenant
 
 log = logging.getLogger(__name__)
+# A client that keeps sending after being told to wait is not a widget: it is cut off.
+FRAMES_REFUSED_BEFORE_CLOSE = 20
 
 
 class ChatSession:
@@ -129,11 +136,32 @@ class ChatSession:
     # -- inbound -----------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        limit = self._services.settings.ws_max_message_bytes
+        settings = self._services.settings
+        limit = settings.ws_max_message_bytes
+        refused_in_a_row = 0
         while True:
             event = await self._ws.receive()
             if event["type"] == "websocket.disconnect":
                 return
+            # Every frame counts, whatever its type: pings, hellos and feedback cost work too.
+            wait = self._services.rate_limiter.take(
+                [("frames", self._connection_key, settings.widget_frames_per_minute)]
+            )
+            if wait > 0:
+                refused_in_a_row += 1
+                if refused_in_a_row > FRAMES_REFUSED_BEFORE_CLOSE:
+                    log.warning("frame flood, closing (%s)", self._context())
+                    await self._ws.close(CLOSE_POLICY_VIOLATION, "too many frames")
+                    return
+                self._outbox.offer(
+                    ErrorEvent(
+                        code="rate_limited",
+                        detail=f"too many frames; try again in {wait:.0f} s",
+                        retry_after=round(wait, 1),
+                    )
+                )
+                continue
+            refused_in_a_row = 0
             raw: str | None = event.get("text")
             if raw is None:
                 self._outbox.offer(

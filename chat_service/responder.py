@@ -38,6 +38,7 @@ from chat_service.grounded import PromptPlan, plan_prompt
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
+from chat_service.reply_slots import RepliesBusyError, ReplySlots
 from chat_service.telemetry import (
     CHAT_MESSAGES,
     GROUNDED,
@@ -46,6 +47,7 @@ from chat_service.telemetry import (
     REPLY_TOKENS,
     TTFT,
 )
+from chat_service.token_budget import TokenBudget
 from core.chat_format import Turn
 from core.crud.conversations import (
     append_message,
@@ -69,6 +71,11 @@ from engines import Engine, EngineError, SamplingParams
 from knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
+
+BUSY_TEXT = (
+    "Many customers are writing just now, so the assistant cannot answer this one. "
+    "Your message is saved and a person will follow up here."
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,16 @@ class Responder:
         leases: AdapterLeases,
         handoff: Handoff,
         knowledge: KnowledgeBase | None = None,
+        slots: ReplySlots | None = None,
+        budget: TokenBudget | None = None,
     ) -> None:
         self._db = db
+        self._slots = slots or ReplySlots(
+            total=settings.max_concurrent_replies,
+            per_tenant=settings.max_concurrent_replies_per_tenant,
+            queue_per_tenant=settings.reply_queue_per_tenant,
+        )
+        self._budget = budget or TokenBudget(settings.tenant_daily_tokens)
         self._knowledge = knowledge
         self._engine = engine
         self._hub = hub
@@ -163,32 +178,38 @@ class Responder:
             if visible:
                 await self._handoff.failed_answer(tenant_id, conversation_id)
 
-        publish(ReplyStartEvent(reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest))
-        params = SamplingParams(
-            max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
-        )
+        async def busy(reason: str) -> None:
+            """No model time for this reply: a person takes over rather than a silent wait."""
+            log.warning("reply not attempted (%s): %s", context, reason)
+            REPLIES.labels(kind, "busy").inc()
+            publish(ErrorEvent(code="busy", detail=BUSY_TEXT, reply_id=reply_id))
+            if visible:
+                await self._handoff.escalate(tenant_id, conversation_id, f"bot busy: {reason}")
+
         decided = plan.composed.answer
         if decided is not None:
+            publish(
+                ReplyStartEvent(reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest)
+            )
             publish(DeltaEvent(reply_id=reply_id, text=decided.text))
             await self._deliver(
                 tenant_id, conversation_id, plan, decided.text, context, reply_id, publish
             )
             return
-        pieces: list[str] = []
-        first_at = 0.0
+        if self._budget.exhausted(tenant_id):
+            await busy(f"daily budget of {self._budget.daily_tokens} tokens spent")
+            return
         try:
-            # The lease keeps this adapter loaded until the reply ends, even if a new version
-            # is activated meanwhile: a reply finishes on the adapter it began with.
-            with self._leases.hold(plan.adapter_name):
-                async for piece in self._engine.stream_chat(
-                    plan.prompt, adapter=plan.adapter_name, params=params
-                ):
-                    if not pieces:
-                        first_at = time.perf_counter()
-                        TTFT.observe(first_at - scheduled)
-                    pieces.append(piece)
-                    REPLY_TOKENS.inc()
-                    publish(DeltaEvent(reply_id=reply_id, text=piece))
+            async with self._slots.slot(tenant_id):
+                publish(
+                    ReplyStartEvent(
+                        reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest
+                    )
+                )
+                text = await self._generate(tenant_id, plan, scheduled, context, reply_id, publish)
+        except RepliesBusyError as exc:
+            await busy(str(exc))
+            return
         except EngineError:
             log.exception("reply failed (%s adapter=%s)", context, plan.adapter_name)
             await fail(
@@ -198,15 +219,46 @@ class Responder:
                 "please try again or ask for a human.",
             )
             return
-        if pieces:
-            REPLY_STREAM_SECONDS.inc(time.perf_counter() - first_at)
-        text = "".join(pieces).strip()
         if not text:
             log.warning("empty reply discarded (%s)", context)
             await fail("empty", "reply_empty", "The assistant had no answer.")
             return
         REPLIES.labels(kind, "ok").inc()
         await self._deliver(tenant_id, conversation_id, plan, text, context, reply_id, publish)
+
+    async def _generate(
+        self,
+        tenant_id: int,
+        plan: ReplyPlan,
+        scheduled: float,
+        context: str,
+        reply_id: str,
+        publish: Callable[[ServerEvent], None],
+    ) -> str:
+        """Streams the model's reply to the subscribers; returns it whole (stripped)."""
+        params = SamplingParams(
+            max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature
+        )
+        pieces: list[str] = []
+        first_at = 0.0
+        # The lease keeps this adapter loaded until the reply ends, even if a new version
+        # is activated meanwhile: a reply finishes on the adapter it began with.
+        with self._leases.hold(plan.adapter_name):
+            try:
+                async for piece in self._engine.stream_chat(
+                    plan.prompt, adapter=plan.adapter_name, params=params
+                ):
+                    if not pieces:
+                        first_at = time.perf_counter()
+                        TTFT.observe(first_at - scheduled)
+                    pieces.append(piece)
+                    REPLY_TOKENS.inc()
+                    publish(DeltaEvent(reply_id=reply_id, text=piece))
+            finally:
+                self._budget.spend(tenant_id, len(pieces))
+        if pieces:
+            REPLY_STREAM_SECONDS.inc(time.perf_counter() - first_at)
+        return "".join(pieces).strip()
 
     async def _deliver(
         self,

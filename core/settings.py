@@ -238,6 +238,29 @@ class Settings(BaseSettings):
         repr=False,
         description="Bearer token for /metrics; empty: /metrics is open but names no tenant.",
     )
+    # Bounded model work (chat_service/reply_slots.py, token_budget.py).
+    max_concurrent_replies: int = Field(8, ge=1, description="Replies generated at once.")
+    max_concurrent_replies_per_tenant: int = Field(
+        4, ge=1, description="Of those, at most this many for one tenant."
+    )
+    reply_queue_per_tenant: int = Field(
+        20,
+        ge=0,
+        description="Replies of one tenant waiting for a slot; beyond it a reply is refused "
+        "('busy', handed to a person).",
+    )
+    widget_connections_per_ip: int = Field(
+        50, ge=1, description="Open widget sockets from one client address (1013 beyond)."
+    )
+    widget_connections_per_tenant: int = Field(
+        10_000, ge=1, description="Open widget sockets of one tenant (1013 beyond)."
+    )
+    widget_frames_per_minute: int = Field(
+        120, ge=1, description="Frames of any type one widget socket may send per minute."
+    )
+    tenant_daily_tokens: int = Field(
+        2_000_000, ge=0, description="Tokens generated per tenant per UTC day; 0: no cap."
+    )
     max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
+from websockets.exceptions import ConnectionClosed
 
 from chat_service.rate_limit import RateLimiter
 from core.db import session_scope
@@ -91,3 +92,54 @@ async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(
                         answers.append(frame["type"])
                         break
     assert answers == expected
+
+
+@pytest.mark.anyio
+async def test_every_frame_type_is_rate_limited_and_a_flood_is_cut_off(
+    tmp_path: Path, engine: EmbeddedEngine
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'frames.db'}",
+        port=free_port(),
+        widget_frames_per_minute=5,
+    )
+    with running_server(settings, engine) as live:
+        make_tenant(live.app.state.services.db, "acme", bot_mode=BotMode.OFF)
+        async with open_chat(live.ws_url, "acme") as ws:
+            for _ in range(6):
+                await ws.send(json.dumps({"type": "ping"}))
+            answers = [json.loads(await ws.recv())["type"] for _ in range(6)]
+            assert answers == ["pong"] * 5 + ["error"]
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(40):
+                    await ws.send(json.dumps({"type": "csat", "score": 5}))
+                while True:
+                    await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "too many frames" in closed.value.rcvd.reason
+
+
+@pytest.mark.anyio
+async def test_open_connections_per_address_are_capped(
+    tmp_path: Path, engine: EmbeddedEngine
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'conns.db'}",
+        port=free_port(),
+        widget_connections_per_ip=2,
+    )
+    with running_server(settings, engine) as live:
+        make_tenant(live.app.state.services.db, "acme", bot_mode=BotMode.OFF)
+        async with open_chat(live.ws_url, "acme") as one, open_chat(live.ws_url, "acme") as two:
+            for ws in (one, two):
+                await ws.send(json.dumps({"type": "ping"}))
+                assert json.loads(await ws.recv())["type"] == "pong"
+            async with open_chat(live.ws_url, "acme") as third:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await third.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        async with open_chat(live.ws_url, "acme") as again:  # freed when they closed
+            await again.send(json.dumps({"type": "ping"}))
+            assert json.loads(await again.recv())["type"] == "pong"

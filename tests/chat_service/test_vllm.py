@@ -60,6 +60,7 @@ def vllm_settings(tmp_path: Path, vllm_server: VLLMProcess, **overrides: object)
             "vllm_urls": [vllm_server.url],
             "max_new_tokens": 16,
             "adapter_sync_interval_s": 0.5,
+            "max_concurrent_replies_per_tenant": 8,
             **overrides,
         },
     )
