@@ -126,9 +126,14 @@ def create_app(
         await run_in_threadpool(_ensure_demo_tenant, services)
         # Load every tenant's active adapter before taking traffic, then keep checking.
         await adapters.try_sync()
+        # Replies that a shutdown or a crash cancelled are owed still.
+        owed = await services.responder.answer_the_unanswered(quiet_for_s=0)
+        if owed:
+            log.info("answering %d conversations left without a reply", owed)
         background = [
             asyncio.create_task(adapters.run_sync_loop(), name="adapter-sync"),
             asyncio.create_task(handoff.run_expiry_loop(), name="handoff-expiry"),
+            asyncio.create_task(services.responder.run_unanswered_loop(), name="unanswered"),
         ]
         app.state.services = services
         log.info("SupportLoop ready (engine=%s)", serving.name)

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
@@ -51,6 +52,7 @@ from chat_service.token_budget import TokenBudget
 from core.chat_format import Turn
 from core.crud.conversations import (
     append_message,
+    changed_widget_conversations,
     get_conversation,
     recent_messages,
     require_conversation,
@@ -65,12 +67,20 @@ from core.models import (
     Role,
     Suggestion,
     Tenant,
+    utcnow,
 )
 from core.settings import Settings
 from engines import Engine, EngineError, SamplingParams
 from knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A reply task that died of something unexpected is logged, never lost silently."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("reply task %s failed", task.get_name(), exc_info=exc)
+
 
 BUSY_TEXT = (
     "Many customers are writing just now, so the assistant cannot answer this one. "
@@ -129,9 +139,46 @@ class Responder:
         if task is not None and not task.done():
             self._again.add(conversation_id)
             return
-        self._tasks[conversation_id] = asyncio.create_task(
+        task = asyncio.create_task(
             self._reply_loop(tenant_id, conversation_id), name=f"reply-{conversation_id}"
         )
+        task.add_done_callback(_log_failure)
+        self._tasks[conversation_id] = task
+
+    # -- nothing acknowledged goes unanswered ------------------------------------------------
+
+    async def answer_the_unanswered(self, *, quiet_for_s: float) -> int:
+        """Schedules a reply wherever a customer's acknowledged message has none: after a
+        restart (replies in flight were cancelled, or the process was killed) and after an
+        engine failure. ``quiet_for_s``: only conversations unchanged for this long (a reply
+        may be under way in another task). plan_reply decides whether the bot still owes one
+        (bot mode, status, last message); repeated failures escalate as usual."""
+        now = utcnow()
+        changed = await run_in_threadpool(
+            self._changed_between,
+            now - timedelta(hours=self._settings.unanswered_max_age_h),
+            now - timedelta(seconds=quiet_for_s),
+        )
+        scheduled = 0
+        for tenant_id, conversation_id in changed:
+            task = self._tasks.get(conversation_id)
+            if task is None or task.done():
+                self.schedule(tenant_id=tenant_id, conversation_id=conversation_id)
+                scheduled += 1
+        return scheduled
+
+    def _changed_between(self, after: datetime, before: datetime) -> list[tuple[int, int]]:
+        with session_scope(self._db) as session:
+            return changed_widget_conversations(session=session, after=after, before=before)
+
+    async def run_unanswered_loop(self) -> None:
+        interval = self._settings.unanswered_sweep_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.answer_the_unanswered(quiet_for_s=interval)
+            except Exception:
+                log.exception("sweep for unanswered messages failed; next in %s s", interval)
 
     async def idle(self) -> None:
         """Wait until no reply is being composed (tests and graceful shutdown)."""
@@ -139,6 +186,14 @@ class Responder:
             await asyncio.wait(pending)
 
     async def close(self) -> None:
+        """Lets replies under way finish for up to ``shutdown_drain_s`` (SIGTERM), then
+        cancels the rest; those are answered after the restart (answer_the_unanswered)."""
+        pending = [t for t in self._tasks.values() if not t.done()]
+        if pending:
+            log.info(
+                "draining %d replies (up to %s s)", len(pending), self._settings.shutdown_drain_s
+            )
+            await asyncio.wait(pending, timeout=self._settings.shutdown_drain_s)
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)

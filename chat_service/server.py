@@ -78,4 +78,4 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + 5)
+        self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + self.settings.shutdown_drain_s + 5)

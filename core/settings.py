@@ -258,6 +258,18 @@ class Settings(BaseSettings):
     widget_frames_per_minute: int = Field(
         120, ge=1, description="Frames of any type one widget socket may send per minute."
     )
+    unanswered_sweep_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often serve looks for acknowledged customer messages left without a "
+        "reply (engine failure) and answers them; also done once at start (after a crash).",
+    )
+    unanswered_max_age_h: float = Field(
+        24.0, gt=0, description="Older unanswered messages are left to people."
+    )
+    shutdown_drain_s: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long replies under way may finish."
+    )
     tenant_daily_tokens: int = Field(
         2_000_000, ge=0, description="Tokens generated per tenant per UTC day; 0: no cap."
     )

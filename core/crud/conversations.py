@@ -216,6 +216,23 @@ def list_messages(
     return session.exec(query).all()
 
 
+def changed_widget_conversations(
+    *, session: Session, after: datetime, before: datetime
+) -> list[tuple[int, int]]:
+    """(tenant_id, conversation_id) of our own (widget) conversations that are not resolved and
+    changed in the window: where a lost reply would be (the responder decides per conversation
+    whether the bot still owes one)."""
+    rows = session.exec(
+        select(Conversation.tenant_id, Conversation.id).where(
+            Conversation.source == NATIVE_SOURCE,
+            Conversation.status != ConversationStatus.RESOLVED,
+            col(Conversation.updated_at) > after,
+            col(Conversation.updated_at) <= before,
+        )
+    ).all()
+    return [(tenant_id, conversation_id) for tenant_id, conversation_id in rows if conversation_id]
+
+
 def recent_messages(*, session: Session, conversation_id: int, limit: int) -> Sequence[Message]:
     """The last ``limit`` customer-visible messages, oldest first (the model's context)."""
     rows = session.exec(
