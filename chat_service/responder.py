@@ -58,7 +58,7 @@ from core.crud.conversations import (
     require_conversation,
 )
 from core.crud.suggestions import create_suggestion
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.models import (
     AdapterVersion,
     BotMode,
@@ -354,7 +354,7 @@ class Responder:
         self, tenant_id: int, conversation_id: int, loaded_adapters: set[str]
     ) -> ReplyPlan | None:
         """Decide whether the bot answers now, and with which adapter and context."""
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             tenant = session.get(Tenant, tenant_id)
             conversation = get_conversation(
                 session=session, tenant_id=tenant_id, conversation_id=conversation_id

@@ -3,7 +3,9 @@
 SQLite is the zero-config default, so it is configured for durability rather than speed:
 WAL (readers never block the writer), synchronous=FULL (a committed write survives power
 loss; NORMAL can lose it), foreign keys on (off by default in SQLite), and BEGIN IMMEDIATE
-so two writers never deadlock upgrading read locks.
+so two writers never deadlock upgrading read locks. Work that only reads (the nightly dataset
+build, planning a reply) uses `read_scope`: a deferred transaction, one consistent WAL snapshot
+that never takes the write lock, so a long read cannot stall a customer's acknowledgement.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "supportloop_read_only"
 
 
 def create_db_engine(url: str) -> Engine:
@@ -47,8 +50,9 @@ def create_db_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(conn: sa.Connection) -> None:
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -63,6 +67,23 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A unit of work that only reads: one snapshot (a deferred WAL transaction on SQLite, which
+    takes no write lock; READ ONLY REPEATABLE READ on PostgreSQL), never committed, so
+    nothing written in it is kept."""
+    if engine.dialect.name == "postgresql":
+        bind = engine.execution_options(
+            postgresql_readonly=True, isolation_level="REPEATABLE READ"
+        )
+    else:
+        bind = engine.execution_options(**{READ_ONLY: True})
+    # Closing (not rolling back) ends the transaction without expiring what was read, so the
+    # rows stay usable after the scope, as with session_scope.
+    with Session(bind, expire_on_commit=False, autoflush=False) as session:
+        yield session
 
 
 def check_database(engine: Engine) -> None:

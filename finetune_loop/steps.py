@@ -20,7 +20,7 @@ from typing import Any
 import eval as evaluation
 from analytics import tenant_drift
 from core.chat_format import Turn, articles_in
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.models import AdapterVersion, Tenant, TrainingRunStatus
 from core.settings import Settings
 from finetune_loop.canaries import canaries, canary_examples, canary_probes
@@ -69,7 +69,9 @@ def build(run: NightlyRun) -> Dataset:
     assert run.row.window_end is not None
     tokenizer = AutoTokenizer.from_pretrained(run.settings.resolved_model_dir)
     grounder = _grounder(run)
-    with session_scope(run.db) as session:
+    # One snapshot that never takes the write lock: chats go on while a large tenant's
+    # history is read.
+    with read_scope(run.db) as session:
         dataset = build_dataset(
             session=session,
             tenant_id=run.tenant_id,

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy.engine import Engine as DbEngine
 
 from core.crud import knowledge as store
-from core.db import session_scope
+from core.db import read_scope
 from core.settings import KnowledgeConfig
 from knowledge.chunking import contextual_text
 from knowledge.embeddings import DIMENSIONS, MiniLMEmbeddings, default_embeddings, from_blob
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def load_index(db: DbEngine, tenant_id: int) -> TenantIndex:
-    with session_scope(db) as session:
+    with read_scope(db) as session:
         rows = store.indexed_chunks(session=session, tenant_id=tenant_id)
         chunks, vectors, headings, units = [], [], [], []
         for document, chunk in rows:
@@ -67,7 +67,7 @@ class KnowledgeBase:
         return self._embeddings
 
     def index(self, tenant_id: int) -> TenantIndex:
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             revision = store.knowledge_revision(session=session, tenant_id=tenant_id) or 0
         with self._lock:
             cached = self._indexes.get(tenant_id)

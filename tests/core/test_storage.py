@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -19,9 +20,10 @@ from core.crud.conversations import (
     get_conversation_by_token,
     list_conversations,
     list_messages,
+    start_conversation,
 )
 from core.crud.tenants import TenantExistsError, authenticate_api_key, create_tenant
-from core.db import create_db_engine, session_scope
+from core.db import create_db_engine, read_scope, session_scope
 from core.migrate import downgrade_database, upgrade_database
 from core.models import ApiKey, Conversation, ConversationStatus, Message, Role, Tenant
 from tests.factories import make_conversation, make_tenant
@@ -245,3 +247,32 @@ def test_conversations_page_newest_first_and_filter_by_status(db: DbEngine) -> N
             session=session, tenant_id=tenant.id, status=ConversationStatus.RESOLVED
         )
         assert [c.id for c in only] == [ids[1]]
+
+
+def test_a_long_read_never_holds_up_a_write(db: DbEngine) -> None:
+    """The nightly dataset build reads a tenant's whole history in one snapshot: a customer's
+    message must still be stored (and acknowledged) meanwhile, and the read must not see it."""
+    tenant, _ = make_tenant(db)
+    assert tenant.id is not None
+    with session_scope(db) as session:
+        conversation, _ = start_conversation(session=session, tenant_id=tenant.id)
+        append_message(session=session, conversation=conversation, role=Role.CUSTOMER, text="one")
+        conversation_id = conversation.id
+
+    with read_scope(db) as reading:
+        before = reading.exec(select(Message)).all()
+        started = time.monotonic()
+        with session_scope(db) as writing:  # a customer's message arriving meanwhile
+            found = writing.get(Conversation, conversation_id)
+            assert found is not None
+            append_message(session=writing, conversation=found, role=Role.CUSTOMER, text="two")
+        waited = time.monotonic() - started
+        assert len(reading.exec(select(Message)).all()) == len(before) == 1  # one snapshot
+    assert waited < 5  # not the 30 s busy timeout a write lock held by the read would cost
+    with read_scope(db) as reading:  # a read scope keeps nothing
+        found = reading.get(Conversation, conversation_id)
+        assert found is not None
+        found.subject = "changed"
+    with session_scope(db) as session:
+        kept = session.get(Conversation, conversation_id)
+        assert kept is not None and kept.subject == ""
