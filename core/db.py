@@ -75,9 +75,7 @@ def read_scope(engine: Engine) -> Iterator[Session]:
     takes no write lock; READ ONLY REPEATABLE READ on PostgreSQL), never committed, so
     nothing written in it is kept."""
     if engine.dialect.name == "postgresql":
-        bind = engine.execution_options(
-            postgresql_readonly=True, isolation_level="REPEATABLE READ"
-        )
+        bind = engine.execution_options(postgresql_readonly=True, isolation_level="REPEATABLE READ")
     else:
         bind = engine.execution_options(**{READ_ONLY: True})
     # Closing (not rolling back) ends the transaction without expiring what was read, so the
