@@ -71,6 +71,7 @@ async def frames_of(ws, log: list[tuple[float, dict]], stop: asyncio.Event) -> N
         log.append((time.monotonic(), json.loads(raw)))
 
 
+@pytest.mark.slow
 async def test_a_flood_from_one_tenant_neither_stalls_nor_delays_another_tenant(
     tmp_path: Path, engine: EmbeddedEngine
 ) -> None:

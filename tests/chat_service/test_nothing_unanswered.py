@@ -65,6 +65,7 @@ async def test_a_message_acknowledged_before_a_crash_is_answered_after_the_resta
         assert frames[-1]["text"]
 
 
+@pytest.mark.slow
 async def test_a_shutdown_lets_the_reply_under_way_finish(
     tmp_path: Path, engine: EmbeddedEngine
 ) -> None:
