@@ -46,6 +46,7 @@
     email_thanks: "Thanks, we will be in touch.",
     error: "Something went wrong: {detail}",
     rate_limited: "You are sending messages quickly; yours will be sent in a moment.",
+    busy: "Many customers are writing just now. Your message is saved and a person will follow up here.",
     notice_escalated: "A human agent will join this chat shortly.",
     notice_agent_joined: "{agent} joined the chat.",
     notice_handed_back: "You are chatting with our assistant again.",
@@ -432,7 +433,8 @@
         if (div) div.remove();
         streaming.delete(frame.reply_id);
       }
-      bubble("system", t("error", { detail: frame.detail }));
+      // Busy is not a fault: the conversation went to a person, say so plainly.
+      bubble("system", frame.code === "busy" ? t("busy") : t("error", { detail: frame.detail }));
     },
   };
 
