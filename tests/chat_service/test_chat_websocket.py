@@ -98,6 +98,7 @@ async def test_reconnect_returns_exactly_the_missed_messages(live_server: LiveSe
     assert [f["seq"] for f in everything if f["type"] == "message"] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 async def test_two_conversations_stream_at_the_same_time(
     tmp_path: Path, engine: EmbeddedEngine
 ) -> None:

@@ -26,6 +26,7 @@ def transcript(db: DbEngine, external_id: str) -> list[tuple[int, str, str]]:
     return [(m.seq, m.role, m.text) for m in messages_of(db, external_id)]
 
 
+@pytest.mark.slow
 @needs_coffee
 def test_the_coffee_orders_dataset_imports_whole_and_twice_changes_nothing(tmp_path: Path) -> None:
     from core.db import create_db_engine

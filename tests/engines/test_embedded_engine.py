@@ -64,6 +64,7 @@ async def test_stop_strings_end_the_reply_before_the_stop(engine: EmbeddedEngine
     assert full.startswith(cut)
 
 
+@pytest.mark.slow
 async def test_adapters_are_selected_per_request(
     engine: EmbeddedEngine, adapter_dirs: tuple[Path, Path]
 ) -> None:

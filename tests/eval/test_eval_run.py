@@ -18,6 +18,7 @@ from tests.factories import make_tenant
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "coffee-orders"
 
 
+@pytest.mark.slow
 def test_the_report_compares_an_adapter_with_the_active_one_and_the_base(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
