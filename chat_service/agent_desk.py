@@ -114,8 +114,8 @@ async def resolve(services: Services, *, tenant_id: int, conversation_id: int) -
 async def show_typing(
     services: Services, *, tenant_id: int, conversation_id: int, agent: str
 ) -> None:
-    """The customer sees that an agent is composing. Checked like every other action: the
-    hub routes by conversation id, so an unchecked id would reach another tenant's widget."""
+    """The customer sees that an agent is composing. Checked like every other action:
+    another tenant's conversation id is 404, never an event published under it."""
     await _in_transaction(
         services, require_conversation, tenant_id=tenant_id, conversation_id=conversation_id
     )

@@ -54,6 +54,7 @@ from chat_service.identity import (
     verify_customer_jwt,
     verify_visitor_token,
 )
+from chat_service.rate_limit import client_address
 from chat_service.services import Services
 from chat_service.telemetry import CHAT_MESSAGES, CONNECTIONS
 from core.crud.conversations import (
@@ -226,7 +227,7 @@ class ChatSession:
             )
             return
         settings = self._services.settings
-        client = self._ws.client.host if self._ws.client else "unknown"
+        client = client_address(self._ws)
         wait = self._services.rate_limiter.take(
             [
                 ("connection", self._connection_key, settings.widget_messages_per_minute),

@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 
 from chat_service.services import Services
 from core.crud.agents import agent_for_session
-from core.db import session_scope
+from core.db import read_scope
 
 COOKIE_NAME = "supportloop_console"
 CSRF_HEADER = "X-CSRF-Token"
@@ -53,7 +53,7 @@ def load_agent(connection: HTTPConnection) -> AgentContext | None:
     if not token:
         return None
     services: Services = connection.app.state.services
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         found = agent_for_session(session=session, token=token)
         if found is None:
             return None

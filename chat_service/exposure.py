@@ -14,7 +14,7 @@ import ipaddress
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import select
 
-from core.db import session_scope
+from core.db import read_scope
 from core.models import Tenant
 from core.settings import Settings
 
@@ -55,7 +55,7 @@ def exposure_problems(settings: Settings, db: DbEngine) -> list[str]:
             f"the demo tenant {settings.demo_tenant!r} is on: an open bot for anyone who finds "
             "the page; set SUPPORTLOOP_DEMO_TENANT= (empty) when serving in public."
         )
-    with session_scope(db) as session:
+    with read_scope(db) as session:
         unrestricted = sorted(
             t.slug
             for t in session.exec(select(Tenant)).all()

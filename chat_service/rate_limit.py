@@ -7,6 +7,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from starlette.requests import HTTPConnection
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """The peer's address, the key of per-IP limits (uvicorn puts the forwarded client there
+    when the peer is a trusted proxy: SUPPORTLOOP_TRUSTED_PROXIES)."""
+    return connection.client.host if connection.client else "unknown"
+
 
 @dataclass
 class Bucket:

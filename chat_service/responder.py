@@ -114,16 +114,14 @@ class Responder:
         leases: AdapterLeases,
         handoff: Handoff,
         knowledge: KnowledgeBase | None = None,
-        slots: ReplySlots | None = None,
-        budget: TokenBudget | None = None,
     ) -> None:
         self._db = db
-        self._slots = slots or ReplySlots(
+        self._slots = ReplySlots(
             total=settings.max_concurrent_replies,
             per_tenant=settings.max_concurrent_replies_per_tenant,
             queue_per_tenant=settings.reply_queue_per_tenant,
         )
-        self._budget = budget or TokenBudget(settings.tenant_daily_tokens)
+        self._budget = TokenBudget(settings.tenant_daily_tokens)
         self._knowledge = knowledge
         self._engine = engine
         self._hub = hub
@@ -168,7 +166,7 @@ class Responder:
         return scheduled
 
     def _changed_between(self, after: datetime, before: datetime) -> list[tuple[int, int]]:
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             return changed_widget_conversations(session=session, after=after, before=before)
 
     async def run_unanswered_loop(self) -> None:
@@ -241,11 +239,10 @@ class Responder:
             if visible:
                 await self._handoff.escalate(tenant_id, conversation_id, f"bot busy: {reason}")
 
+        start = ReplyStartEvent(reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest)
         decided = plan.composed.answer
         if decided is not None:
-            publish(
-                ReplyStartEvent(reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest)
-            )
+            publish(start)
             publish(DeltaEvent(reply_id=reply_id, text=decided.text))
             await self._deliver(
                 tenant_id, conversation_id, plan, decided.text, context, reply_id, publish
@@ -256,11 +253,7 @@ class Responder:
             return
         try:
             async with self._slots.slot(tenant_id):
-                publish(
-                    ReplyStartEvent(
-                        reply_id=reply_id, reply_to=plan.reply_to, suggestion=plan.suggest
-                    )
-                )
+                publish(start)  # once the model has a slot for it
                 text = await self._generate(tenant_id, plan, scheduled, context, reply_id, publish)
         except RepliesBusyError as exc:
             await busy(str(exc))
@@ -400,8 +393,7 @@ class Responder:
                         tenant.slug,
                         tenant.active_adapter_id,
                     )
-        # Grounding reads the help center in its own transaction, after this one has ended
-        # (SQLite lets one writer-capable transaction in at a time).
+        # Grounding goes through the knowledge base's cached index, after this snapshot ended.
         return ReplyPlan(
             composed=plan_prompt(self._knowledge, self._settings.system_prompt, tenant_id, history),
             reply_to=history[-1].seq,

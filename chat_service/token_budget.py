@@ -47,6 +47,3 @@ class TokenBudget:
         used = self._today()
         used[tenant_id] = used.get(tenant_id, 0) + tokens
         TOKENS_TODAY.labels(str(tenant_id)).set(used[tenant_id])
-
-    def used(self, tenant_id: int) -> int:
-        return self._today().get(tenant_id, 0)

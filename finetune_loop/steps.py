@@ -92,7 +92,7 @@ def _grounder(run: NightlyRun) -> Callable[[list[str]], str] | None:
     if not knowledge.has_documents(run.tenant_id):
         return None
     base, budget = run.settings.system_prompt, run.settings.knowledge.context_tokens
-    ground = knowledge.snapshot(run.tenant_id)  # the dataset is built in one transaction
+    ground = knowledge.snapshot(run.tenant_id)  # one index for the whole dataset
 
     return lambda asked: grounded_prompt(base, ground(asked), budget)
 

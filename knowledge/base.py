@@ -101,8 +101,8 @@ class KnowledgeBase:
 
     def snapshot(self, tenant_id: int) -> Callable[[Sequence[str]], Grounding]:
         """Grounding against the index as it is now, with no database access afterwards: for
-        work that runs inside its own long transaction (the nightly dataset), where SQLite
-        would not let a second connection in."""
+        work that grounds many questions at once (the nightly dataset), one revision check
+        instead of one per question, and one index for the whole run."""
         index = self.index(tenant_id)
         return lambda customer_turns: self._ground(index, customer_turns)
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from chat_service.chat_session import ChatSession
 from chat_service.connection_caps import TooManyConnectionsError
 from chat_service.errors import CLOSE_TRY_AGAIN_LATER, close_for
+from chat_service.rate_limit import client_address
 from chat_service.services import Services
 from core.crud.conversations import get_conversation_by_token
 from core.crud.tenants import get_tenant_by_slug
@@ -60,10 +61,9 @@ async def chat_websocket(
     except DomainError as exc:
         await close_for(websocket, exc)
         return
-    client = websocket.client.host if websocket.client else "unknown"
     assert tenant_row.id is not None
     try:
-        with services.connection_caps.hold(client, tenant_row.id):
+        with services.connection_caps.hold(client_address(websocket), tenant_row.id):
             await ChatSession(websocket, services, tenant_row).run(conversation, last_seq)
     except TooManyConnectionsError as exc:
         await websocket.close(CLOSE_TRY_AGAIN_LATER, str(exc))

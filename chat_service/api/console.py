@@ -41,6 +41,7 @@ from chat_service.deps import ServicesDep
 from chat_service.errors import CLOSE_TRY_AGAIN_LATER, close_for
 from chat_service.frames import ReadyEvent
 from chat_service.hub import Subscription
+from chat_service.rate_limit import client_address
 from chat_service.schemas import MessagePublic
 from chat_service.telemetry import CONNECTIONS
 from core.crud.agents import authenticate_agent, end_agent_session, start_agent_session
@@ -96,7 +97,7 @@ def login(body: Login, request: Request, response: Response, services: ServicesD
     if not same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="cross-site sign-in refused")
     # Password guessing: a few attempts a minute per account and per client address.
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     wait = services.rate_limiter.take(
         [
             ("login-account", f"{body.tenant.strip().lower()}/{body.email.strip().lower()}", 5),

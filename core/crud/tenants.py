@@ -55,10 +55,12 @@ def issue_api_key(*, session: Session, tenant: Tenant) -> str:
 
 
 def api_keys(*, session: Session, slug: str) -> list[ApiKey]:
-    tenant = require_tenant(session=session, slug=slug)
-    return list(
-        session.exec(select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id))  # type: ignore[arg-type]
-    )
+    return _keys_of(session, require_tenant(session=session, slug=slug))
+
+
+def _keys_of(session: Session, tenant: Tenant) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id)  # type: ignore[arg-type]
+    return list(session.exec(query))
 
 
 def rotate_api_key(*, session: Session, slug: str) -> tuple[str, list[ApiKey]]:
@@ -66,7 +68,7 @@ def rotate_api_key(*, session: Session, slug: str) -> tuple[str, list[ApiKey]]:
     the old key is refused from the commit on (no grace period: rotation after a leak must
     shut the leaked key out)."""
     tenant = require_tenant(session=session, slug=slug)
-    revoked = [key for key in api_keys(session=session, slug=slug) if key.revoked_at is None]
+    revoked = [key for key in _keys_of(session, tenant) if key.revoked_at is None]
     for key in revoked:
         key.revoked_at = utcnow()
     return issue_api_key(session=session, tenant=tenant), revoked
