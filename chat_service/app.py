@@ -35,6 +35,7 @@ from chat_service.services import Services
 from chat_service.telemetry import count_requests
 from core.crud.tenants import create_tenant, get_tenant_by_slug
 from core.db import create_db_engine, session_scope
+from core.group_commit import GroupCommit
 from core.migrate import upgrade_database
 from core.settings import Settings, get_settings
 from engines import Engine, build_engine
@@ -122,6 +123,7 @@ def create_app(
                 per_tenant=settings.widget_connections_per_tenant,
             ),
             knowledge=knowledge,
+            writes=GroupCommit(db, max_batch=settings.group_commit_max_batch),
         )
         await run_in_threadpool(_ensure_demo_tenant, services)
         # Load every tenant's active adapter before taking traffic, then keep checking.
@@ -147,6 +149,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await services.responder.close()
+            await run_in_threadpool(services.writes.close)
             if engine is None:
                 await serving.close()
             db.dispose()

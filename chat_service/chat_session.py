@@ -66,7 +66,7 @@ from core.crud.conversations import (
 )
 from core.crud.customers import customer_for_identity
 from core.crud.handoff import FeedbackError, leave_contact, rate_bot_message, set_csat
-from core.db import session_scope
+from core.db import read_scope
 from core.models import Conversation, ConversationStatus, Message, Role, Tenant
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,9 @@ class ChatSession:
             )
             return
         conversation_id = await self._ensure_conversation()
-        message, created = await run_in_threadpool(self._store, frame.client_id, text)
+        message, created = await self._services.writes.arun(
+            lambda session: self._store(session, frame.client_id, text)
+        )
         assert message.id is not None
         self._outbox.offer(
             AckEvent(
@@ -274,7 +276,7 @@ class ChatSession:
         """Conversations start with the first thing a customer does, not on page views."""
         if self._conversation_id is not None:
             return self._conversation_id
-        conversation, token = await run_in_threadpool(self._start_conversation)
+        conversation, token = await self._services.writes.arun(self._start_conversation)
         assert conversation.id is not None
         self._attach(conversation.id)
         self._outbox.offer(
@@ -316,15 +318,14 @@ class ChatSession:
             leave_contact(session=session, conversation=conversation, email=frame.email)
             return "contact"
 
-        def run() -> Feedback:
-            with session_scope(self._services.db) as session:
-                conversation = require_conversation(
-                    session=session, tenant_id=self._tenant_id, conversation_id=conversation_id
-                )
-                return store(session, conversation)
+        def run(session: Session) -> Feedback:
+            conversation = require_conversation(
+                session=session, tenant_id=self._tenant_id, conversation_id=conversation_id
+            )
+            return store(session, conversation)
 
         try:
-            what = await run_in_threadpool(run)
+            what = await self._services.writes.arun(run)
         except FeedbackError as exc:
             self._outbox.offer(ErrorEvent(code="bad_feedback", detail=str(exc)))
             return
@@ -335,47 +336,47 @@ class ChatSession:
         if isinstance(frame, RateFrame) and frame.rating == -1:
             await handoff.failed_answer(self._tenant_id, conversation_id)
 
-    def _start_conversation(self) -> tuple[Conversation, str]:
-        with session_scope(self._services.db) as session:
-            visitor = self._visitor
-            if visitor is None:  # an API client that never said hello
-                customer = create_anonymous_customer(session=session, tenant_id=self._tenant_id)
-            else:
-                customer = customer_for_identity(
-                    session=session,
-                    tenant_id=self._tenant_id,
-                    source=visitor.source,
-                    external_id=visitor.external_id,
-                    verified=visitor.verified,
-                    display_name=visitor.display_name,
-                    email=visitor.email,
-                    tier=visitor.tier,
-                )
-            conversation, token = start_conversation(
-                session=session, tenant_id=self._tenant_id, customer_id=customer.id
-            )
-            conversation.language = self._language
-            session.add(conversation)
-            return conversation, token
-
-    def _store(self, client_id: str, text: str) -> tuple[Message, bool]:
-        assert self._conversation_id is not None
-        with session_scope(self._services.db) as session:
-            conversation = require_conversation(
-                session=session, tenant_id=self._tenant_id, conversation_id=self._conversation_id
-            )
-            message, created = append_message(
+    def _start_conversation(self, session: Session) -> tuple[Conversation, str]:
+        visitor = self._visitor
+        if visitor is None:  # an API client that never said hello
+            customer = create_anonymous_customer(session=session, tenant_id=self._tenant_id)
+        else:
+            customer = customer_for_identity(
                 session=session,
-                conversation=conversation,
-                role=Role.CUSTOMER,
-                text=text,
-                client_id=client_id,
+                tenant_id=self._tenant_id,
+                source=visitor.source,
+                external_id=visitor.external_id,
+                verified=visitor.verified,
+                display_name=visitor.display_name,
+                email=visitor.email,
+                tier=visitor.tier,
             )
-            if created and conversation.status == ConversationStatus.RESOLVED:
-                conversation.status = ConversationStatus.OPEN  # a new question reopens it
-                conversation.resolved_at = None
-                session.add(conversation)
-            return message, created
+        conversation, token = start_conversation(
+            session=session, tenant_id=self._tenant_id, customer_id=customer.id
+        )
+        conversation.language = self._language
+        session.add(conversation)
+        session.flush()
+        return conversation, token
+
+    def _store(self, session: Session, client_id: str, text: str) -> tuple[Message, bool]:
+        """Runs in a shared group commit: the ack goes out once the batch is durable."""
+        assert self._conversation_id is not None
+        conversation = require_conversation(
+            session=session, tenant_id=self._tenant_id, conversation_id=self._conversation_id
+        )
+        message, created = append_message(
+            session=session,
+            conversation=conversation,
+            role=Role.CUSTOMER,
+            text=text,
+            client_id=client_id,
+        )
+        if created and conversation.status == ConversationStatus.RESOLVED:
+            conversation.status = ConversationStatus.OPEN  # a new question reopens it
+            conversation.resolved_at = None
+            session.add(conversation)
+        return message, created
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -414,7 +415,7 @@ class ChatSession:
 
     def _read_after(self, after_seq: int) -> list[Message]:
         assert self._conversation_id is not None
-        with session_scope(self._services.db) as session:
+        with read_scope(self._services.db) as session:
             return list(
                 list_messages(
                     session=session,

@@ -74,6 +74,7 @@ from engines import Engine, EngineError, SamplingParams
 from knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
+BOT_OFF_RECHECK_S = 5.0
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -131,6 +132,11 @@ class Responder:
         self._handoff = handoff
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
+        # Tenants whose bot is off, until when (monotonic): while it holds, a customer's message
+        # costs no planning read at all. A mode change through this process's API clears it at
+        # once; one made elsewhere (the CLI, another worker) is seen within BOT_OFF_RECHECK_S,
+        # and the unanswered sweep then answers what came in meanwhile.
+        self._bot_off_until: dict[int, float] = {}
 
     def schedule(self, *, tenant_id: int, conversation_id: int) -> None:
         task = self._tasks.get(conversation_id)
@@ -208,7 +214,12 @@ class Responder:
             if self._tasks.get(conversation_id) is asyncio.current_task():
                 del self._tasks[conversation_id]
 
+    def mode_changed(self, tenant_id: int) -> None:
+        self._bot_off_until.pop(tenant_id, None)
+
     async def _reply_once(self, tenant_id: int, conversation_id: int) -> None:
+        if self._bot_off_until.get(tenant_id, 0.0) > time.monotonic():
+            return
         scheduled = time.perf_counter()
         plan = await run_in_threadpool(
             self.plan_reply, tenant_id, conversation_id, set(self._adapters.loaded)
@@ -353,6 +364,9 @@ class Responder:
                 session=session, tenant_id=tenant_id, conversation_id=conversation_id
             )
             if tenant is None or conversation is None:
+                return None
+            if tenant.bot_mode == BotMode.OFF:
+                self._bot_off_until[tenant_id] = time.monotonic() + BOT_OFF_RECHECK_S
                 return None
             # auto: the bot answers open conversations (escalated = a human has it);
             # assist: the bot drafts for the agent until the conversation is resolved.

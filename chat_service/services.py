@@ -13,6 +13,7 @@ from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.rate_limit import RateLimiter
 from chat_service.responder import Responder
+from core.group_commit import GroupCommit
 from core.settings import Settings
 from engines import Engine
 from knowledge import KnowledgeBase
@@ -32,3 +33,4 @@ class Services:
     rate_limiter: RateLimiter
     connection_caps: ConnectionCaps
     knowledge: KnowledgeBase
+    writes: GroupCommit  # customer messages and feedback: acked after a shared commit

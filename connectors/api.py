@@ -13,12 +13,16 @@ from starlette.concurrency import run_in_threadpool
 from connectors.telemetry import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from connectors.webhook_spec import Delivery
 from connectors.webhooks import PROVIDERS, receive
+from core.group_commit import GroupCommit
 from core.settings import Settings
 
 WEBHOOK_PREFIX = "/v1/webhooks/"
 
 
-def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRouter:
+def webhook_router(
+    get_db: Callable[[], DbEngine], settings: Settings, get_writes: Callable[[], GroupCommit]
+) -> APIRouter:
+    """``get_writes``: the service's group commit, shared with chat acks."""
     router = APIRouter(tags=["webhooks"])
 
     @router.post(WEBHOOK_PREFIX + "{provider}/{tenant}")
@@ -34,7 +38,7 @@ def webhook_router(get_db: Callable[[], DbEngine], settings: Settings) -> APIRou
         )
         started = time.perf_counter()
         outcome = await run_in_threadpool(
-            lambda: receive(db=get_db(), settings=settings, delivery=delivery)
+            lambda: receive(db=get_db(), settings=settings, delivery=delivery, writes=get_writes())
         )
         label = provider if provider in PROVIDERS else "unknown"  # bounded label values
         WEBHOOK_DELIVERIES.labels(label, str(outcome.status_code)).inc()

@@ -77,21 +77,21 @@ def ingest_conversation(
         if message.external_id in known:
             result.messages_skipped += 1
             continue
-        try:
-            with session.begin_nested():
-                stored, _ = append_message(
-                    session=session,
-                    conversation=conversation,
-                    role=message.role,
-                    text=message.text,
-                    author=message.author,
-                    internal_note=message.internal_note,
-                    sent_at=message.sent_at,
-                    source=record.source,
-                    external_id=message.external_id,
-                )
-            known.add(message.external_id)
+        # A copy stored meanwhile by another path (webhook vs backfill) is returned, not added.
+        _, created = append_message(
+            session=session,
+            conversation=conversation,
+            role=message.role,
+            text=message.text,
+            author=message.author,
+            internal_note=message.internal_note,
+            sent_at=message.sent_at,
+            source=record.source,
+            external_id=message.external_id,
+        )
+        known.add(message.external_id)
+        if created:
             result.messages_created += 1
-        except IntegrityError:  # delivered concurrently by another path (webhook vs backfill)
+        else:
             result.messages_skipped += 1
     return result

@@ -20,11 +20,11 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from connectors.chatwoot.webhook import ChatwootWebhook
 from connectors.errors import ProviderAPIError, RecordError, SignatureError
@@ -36,11 +36,13 @@ from connectors.salesforce.webhook import SalesforceWebhook
 from connectors.webhook_spec import Delivery, WebhookProvider, parse_object
 from connectors.zendesk.webhook import ZendeskWebhook
 from core.crud.tenants import get_tenant_by_slug
-from core.db import session_scope
+from core.db import read_scope, session_scope
+from core.group_commit import GroupCommit, Write
 from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,21 @@ PROVIDERS: dict[str, WebhookProvider] = {
 
 
 def receive(
-    *, db: DbEngine, settings: Settings, delivery: Delivery, now: float | None = None
+    *,
+    db: DbEngine,
+    settings: Settings,
+    delivery: Delivery,
+    now: float | None = None,
+    writes: GroupCommit | None = None,
 ) -> Outcome:
+    """``writes``: the service's group commit, so concurrent deliveries share commits; without
+    it (CLI, jobs) each event commits alone."""
+    store = _Store(db, writes)
     context = f"tenant={delivery.tenant_slug} provider={delivery.provider}"
     provider = PROVIDERS.get(delivery.provider)
     if provider is None:
         return Outcome(404, {"detail": f"unknown provider {delivery.provider!r}"})
-    with session_scope(db) as session:
+    with read_scope(db) as session:
         tenant = get_tenant_by_slug(session=session, slug=delivery.tenant_slug)
     if tenant is None or tenant.id is None:
         return Outcome(404, {"detail": f"tenant {delivery.tenant_slug!r} not found"})
@@ -89,8 +99,7 @@ def receive(
     try:
         items = provider.events(delivery.raw)
     except RecordError as exc:
-        _store_once(
-            db,
+        store.once(
             _event(
                 tenant.id,
                 delivery.provider,
@@ -102,7 +111,7 @@ def receive(
         log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
         return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
     outcomes = [
-        _receive_event(db, settings, provider, tenant.id, delivery, payload, body)
+        _receive_event(store, settings, provider, tenant.id, delivery, payload, body)
         for payload, body in items
     ]
     if provider.ack is not None:
@@ -137,8 +146,46 @@ def _event(
     )
 
 
+class _Store:
+    """Where a delivery's writes go: one transaction each, shared with other deliveries'
+    when the service's group commit is given."""
+
+    def __init__(self, db: DbEngine, writes: GroupCommit | None) -> None:
+        self.db = db
+        self._writes = writes
+
+    def write(self, work: Write[T]) -> T:
+        if self._writes is not None:
+            return self._writes.run(work)
+        with session_scope(self.db) as session:
+            return work(session)
+
+    def once(self, event: WebhookEvent) -> None:
+        def add(session: Session) -> None:
+            event.id = None  # a group commit may run this twice (after a rolled-back batch)
+            session.add(event)
+
+        try:
+            self.write(add)
+        except IntegrityError:
+            pass  # the same event again: already kept
+
+    def already_received(self, event: WebhookEvent) -> bool:
+        with read_scope(self.db) as session:
+            return (
+                session.exec(
+                    select(WebhookEvent.id).where(
+                        WebhookEvent.tenant_id == event.tenant_id,
+                        WebhookEvent.provider == event.provider,
+                        WebhookEvent.event_id == event.event_id,
+                    )
+                ).first()
+                is not None
+            )
+
+
 def _receive_event(
-    db: DbEngine,
+    store: _Store,
     settings: Settings,
     provider: WebhookProvider,
     tenant_id: int,
@@ -150,52 +197,33 @@ def _receive_event(
     event = _event(tenant_id, delivery.provider, body)
     try:
         event.event_id = provider.event_id(payload, delivery, body)
-        if _already_received(db, event):
+        if store.already_received(event):
             return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
         record = provider.record(payload, delivery.tenant_slug, settings)
     except RecordError as exc:
         event.status, event.last_error = WebhookEventStatus.DEAD, f"malformed: {exc}"
-        _store_once(db, event)
+        store.once(event)
         log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
         return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
     except ProviderAPIError as exc:
         _schedule_retry(event, str(exc), settings)
-        _store_once(db, event)
+        store.once(event)
         log.warning("webhook queued for retry (%s event=%s): %s", context, event.event_id, exc)
         return Outcome(202, {"status": "queued", "event_id": event.event_id})
 
+    def ingest(session: Session) -> None:
+        event.id = None  # a group commit may run this twice (after a rolled-back batch)
+        session.add(event)
+        session.flush()  # the unique key: a concurrent duplicate fails here
+        if record is not None:
+            ingest_conversation(session=session, tenant_id=tenant_id, record=record)
+        event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
+
     try:
-        with session_scope(db) as session:
-            session.add(event)
-            session.flush()  # the unique key: a concurrent duplicate fails here
-            if record is not None:
-                ingest_conversation(session=session, tenant_id=tenant_id, record=record)
-            event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
+        store.write(ingest)
     except IntegrityError:
         return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
     return Outcome(200, {"status": "processed", "event_id": event.event_id})
-
-
-def _already_received(db: DbEngine, event: WebhookEvent) -> bool:
-    with session_scope(db) as session:
-        return (
-            session.exec(
-                select(WebhookEvent.id).where(
-                    WebhookEvent.tenant_id == event.tenant_id,
-                    WebhookEvent.provider == event.provider,
-                    WebhookEvent.event_id == event.event_id,
-                )
-            ).first()
-            is not None
-        )
-
-
-def _store_once(db: DbEngine, event: WebhookEvent) -> None:
-    try:
-        with session_scope(db) as session:
-            session.add(event)
-    except IntegrityError:
-        pass  # the same event again: already kept
 
 
 def _schedule_retry(
@@ -216,7 +244,7 @@ def _schedule_retry(
 
 def _process_stored(db: DbEngine, settings: Settings, event_pk: int, *, now: datetime) -> bool:
     """Run one stored event again; True when it is processed now."""
-    with session_scope(db) as session:
+    with read_scope(db) as session:
         event = session.get(WebhookEvent, event_pk)
         tenant = session.get(Tenant, event.tenant_id) if event else None
     if event is None or tenant is None or tenant.id is None:
@@ -246,7 +274,7 @@ def _process_stored(db: DbEngine, settings: Settings, event_pk: int, *, now: dat
 def retry_due(*, db: DbEngine, settings: Settings, now: datetime | None = None) -> int:
     """Retry failed events whose backoff has passed; returns how many succeeded."""
     now = now or utcnow()
-    with session_scope(db) as session:
+    with read_scope(db) as session:
         due = session.exec(
             select(WebhookEvent.id).where(
                 WebhookEvent.status == WebhookEventStatus.FAILED,
@@ -258,7 +286,7 @@ def retry_due(*, db: DbEngine, settings: Settings, now: datetime | None = None) 
 
 def replay(*, db: DbEngine, settings: Settings, tenant_slug: str | None = None) -> tuple[int, int]:
     """Re-run dead and failed events now: (processed, still failing). Safe to run twice."""
-    with session_scope(db) as session:
+    with read_scope(db) as session:
         query = select(WebhookEvent.id).where(
             col(WebhookEvent.status).in_([WebhookEventStatus.DEAD, WebhookEventStatus.FAILED])
         )

@@ -10,7 +10,7 @@ that never takes the write lock, so a long read cannot stall a customer's acknow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "supportloop_read_only"
+# The server runs blocking database work on AnyIO's 40 worker threads plus its own writers.
+POOL_SIZE = 20
+POOL_OVERFLOW = 30
 
 
 def create_db_engine(url: str) -> Engine:
@@ -29,13 +32,19 @@ def create_db_engine(url: str) -> Engine:
     sa_url = sa.make_url(url)
     if sa_url.drivername == "postgresql":
         sa_url = sa_url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+    # Connections are kept, not opened per request: every thread of the server's pool can
+    # hold one (overflow connections are closed on return, and opening one costs a backend
+    # fork on PostgreSQL and a round of PRAGMAs, under the database lock, on SQLite).
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     if sa_url.get_backend_name() != "sqlite":
-        return sa.create_engine(sa_url, pool_pre_ping=True)
+        return sa.create_engine(sa_url, pool_pre_ping=True, **pool)
 
     if sa_url.database and sa_url.database != ":memory:":
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        sa_url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        sa_url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **pool,
     )
 
     @event.listens_for(engine, "connect")
@@ -43,7 +52,9 @@ def create_db_engine(url: str) -> Engine:
         # Take transaction control away from pysqlite so BEGIN IMMEDIATE below is honoured.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL is a property of the file: switching needs a lock, so only a new file pays it.
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -82,6 +93,18 @@ def read_scope(engine: Engine) -> Iterator[Session]:
     # rows stay usable after the scope, as with session_scope.
     with Session(bind, expire_on_commit=False, autoflush=False) as session:
         yield session
+
+
+# Long reads go in chunks of ids: SQLite refuses more than 32,766 bound parameters in one
+# statement, and a short statement per chunk keeps each read's memory and planning bounded.
+ID_CHUNK = 500
+
+
+def id_chunks(ids: Iterable[int], size: int = ID_CHUNK) -> Iterator[list[int]]:
+    """``ids`` sorted, ``size`` at a time (for ``IN (...)`` queries over a large tenant)."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def check_database(engine: Engine) -> None:

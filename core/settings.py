@@ -238,6 +238,11 @@ class Settings(BaseSettings):
         repr=False,
         description="Bearer token for /metrics; empty: /metrics is open but names no tenant.",
     )
+    # Durable acknowledgements (core/group_commit.py): writes that arrive while a commit is
+    # flushed share the next one. 1 gives every write its own commit (the benchmark baseline).
+    group_commit_max_batch: int = Field(
+        256, ge=1, description="Most writes one shared commit holds."
+    )
     # Bounded model work (chat_service/reply_slots.py, token_budget.py).
     max_concurrent_replies: int = Field(8, ge=1, description="Replies generated at once.")
     max_concurrent_replies_per_tenant: int = Field(

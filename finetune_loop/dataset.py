@@ -27,6 +27,7 @@ from core.chat_format import (
     encode,
     has_target,
 )
+from core.db import id_chunks
 from core.models import (
     NATIVE_SOURCE,
     Conversation,
@@ -129,12 +130,10 @@ def _conversation_examples(
 ) -> list[Example]:
     examples = []
     by_conversation: defaultdict[int, list[Message]] = defaultdict(list)
-    if conversations:
+    for chunk in id_chunks(conversations):
         rows = session.exec(
             select(Message)
-            .where(
-                col(Message.conversation_id).in_(list(conversations)), Message.created_at <= until
-            )
+            .where(col(Message.conversation_id).in_(chunk), Message.created_at <= until)
             .order_by(col(Message.conversation_id), col(Message.seq))
         ).all()
         for message in rows:
@@ -275,14 +274,15 @@ def _in_validation(example: Example, fraction: float, seed: int) -> bool:
 def _touched_since(
     session: Session, ids: list[int], since: datetime | None, until: datetime
 ) -> set[int]:
-    if not ids:
-        return set()
-    query = select(Message.conversation_id).where(
-        col(Message.conversation_id).in_(ids), Message.created_at <= until
-    )
-    if since is not None:
-        query = query.where(Message.created_at > since)
-    return set(session.exec(query.distinct()).all())
+    touched: set[int] = set()
+    for chunk in id_chunks(ids):
+        query = select(Message.conversation_id).where(
+            col(Message.conversation_id).in_(chunk), Message.created_at <= until
+        )
+        if since is not None:
+            query = query.where(Message.created_at > since)
+        touched.update(session.exec(query.distinct()).all())
+    return touched
 
 
 def build_dataset(

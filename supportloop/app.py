@@ -23,6 +23,7 @@ from chat_service.app import Lifespan, create_app
 from chat_service.console_auth import AgentContext, current_agent
 from connectors.api import WEBHOOK_PREFIX, webhook_router
 from connectors.webhooks import retry_due
+from core.group_commit import GroupCommit
 from core.settings import Settings
 from engines import Engine
 from supportloop.metrics import metrics_text
@@ -82,7 +83,11 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         db: DbEngine = app.state.services.db
         return db
 
-    app.include_router(webhook_router(get_db, settings))
+    def get_writes() -> GroupCommit:
+        writes: GroupCommit = app.state.services.writes
+        return writes
+
+    app.include_router(webhook_router(get_db, settings, get_writes))
     app.include_router(dashboard_router(get_db, settings, agents_tenant))
 
     @app.get("/metrics", include_in_schema=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from chat_service.deps import AdminDep, SessionDep
+from chat_service.deps import AdminDep, ServicesDep, SessionDep
 from chat_service.schemas import (
     ApiKeyPublic,
     ApiKeyRotated,
@@ -40,7 +40,7 @@ def post_tenant(body: TenantCreate, session: SessionDep, _admin: AdminDep) -> Te
 
 @router.patch("/{slug}", response_model=TenantPublic)
 def patch_tenant(
-    slug: str, body: TenantUpdate, session: SessionDep, _admin: AdminDep
+    slug: str, body: TenantUpdate, session: SessionDep, services: ServicesDep, _admin: AdminDep
 ) -> TenantPublic:
     """Switch the bot mode (auto, assist, off) or replace the widget's allowed origins."""
     tenant = update_tenant(
@@ -50,6 +50,8 @@ def patch_tenant(
         allowed_origins=body.allowed_origins,
     )
     session.commit()
+    assert tenant.id is not None
+    services.responder.mode_changed(tenant.id)
     return TenantPublic.model_validate(tenant)
 
 

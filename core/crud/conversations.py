@@ -12,7 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from core.errors import NotFoundError
@@ -67,11 +70,12 @@ def get_conversation(
     *, session: Session, tenant_id: int, conversation_id: int
 ) -> Conversation | None:
     """Scoped to the tenant, so one tenant can never read another's conversation by id."""
-    return session.exec(
-        select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.tenant_id == tenant_id
-        )
-    ).first()
+    # By primary key (the session's cached load), then the tenant check: the cheapest read on
+    # the path of every acknowledged message.
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.tenant_id != tenant_id:
+        return None
+    return conversation
 
 
 class ConversationNotFoundError(NotFoundError):
@@ -116,16 +120,27 @@ def list_conversations(
     return session.exec(query.order_by(col(Conversation.id).desc()).limit(limit)).all()
 
 
-def _next_seq(session: Session, conversation_id: int) -> int:
-    # One UPDATE … RETURNING: atomic on both backends (row lock on PostgreSQL, the write lock
-    # taken by BEGIN IMMEDIATE on SQLite), so concurrent writers never get the same number.
-    result = session.execute(
-        sa.update(Conversation)
-        .where(col(Conversation.id) == conversation_id)
-        .values(last_seq=Conversation.last_seq + 1, updated_at=utcnow())
-        .returning(col(Conversation.last_seq))
-    ).scalar_one()
-    return int(result)
+# The hottest write path (every acknowledged message) runs two prebuilt Core statements: no
+# look-up first, no savepoint, no unit-of-work flush. Built once, compiled once per dialect.
+_CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_BUMP_SEQ = (
+    sa.update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == sa.bindparam("conversation_id"))
+    .values(last_seq=_CONVERSATIONS.c.last_seq + 1, updated_at=sa.bindparam("now"))
+    .returning(_CONVERSATIONS.c.last_seq)
+)
+_UNDO_SEQ = (
+    sa.update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == sa.bindparam("conversation_id"))
+    .values(last_seq=_CONVERSATIONS.c.last_seq - 1)
+)
+# A second copy (the same client id, or the same provider id) is refused by its unique key
+# without an error, so nothing else in the transaction is lost.
+_INSERT_MESSAGE = {
+    "sqlite": sqlite_insert(_MESSAGES).on_conflict_do_nothing().returning(_MESSAGES.c.id),
+    "postgresql": postgresql_insert(_MESSAGES).on_conflict_do_nothing().returning(_MESSAGES.c.id),
+}
 
 
 def append_message(
@@ -145,46 +160,81 @@ def append_message(
 ) -> tuple[Message, bool]:
     """Store a message and return it with ``created``.
 
-    A repeated ``client_id`` returns the message stored the first time (``created`` False):
-    clients retry after a dropped connection and must not create duplicates.
+    A repeated ``client_id`` (or provider ``external_id``) returns the message stored the first
+    time (``created`` False): clients retry after a dropped connection, providers redeliver,
+    and neither may create a duplicate. The sequence number comes from an UPDATE … RETURNING
+    on the conversation row, which holds its lock (PostgreSQL) or the write lock (SQLite's
+    BEGIN IMMEDIATE) to the commit, so concurrent writers never share a number and an undone
+    bump leaves no gap.
     """
     assert conversation.id is not None
+    connection = session.connection()
+    now = utcnow()
+    seq = int(
+        connection.execute(_BUMP_SEQ, {"conversation_id": conversation.id, "now": now}).scalar_one()
+    )
+    # The caller's object shows what the row now holds, as an ORM UPDATE would have left it.
+    set_committed_value(conversation, "last_seq", seq)
+    set_committed_value(conversation, "updated_at", now)
+    message = Message(
+        tenant_id=conversation.tenant_id,
+        conversation_id=conversation.id,
+        seq=seq,
+        role=role,
+        text=text,
+        client_id=client_id,
+        author=author,
+        internal_note=internal_note,
+        adapter_version_id=adapter_version_id,
+        sent_at=sent_at or now,
+        created_at=now,
+        source=source,
+        external_id=external_id,
+        grounding=grounding,
+    )
+    inserted = connection.execute(
+        _INSERT_MESSAGE[connection.dialect.name], message.model_dump(exclude={"id"})
+    ).scalar_one_or_none()
+    if inserted is not None:
+        message.id = int(inserted)
+        # Known to the session as the stored row (no second INSERT), so a caller may still
+        # change it and have the change flushed.
+        make_transient_to_detached(message)
+        session.add(message)
+        return message, True
+    connection.execute(_UNDO_SEQ, {"conversation_id": conversation.id})
+    set_committed_value(conversation, "last_seq", seq - 1)
+    existing = _find_copy(session, conversation, client_id, source, external_id)
+    if existing is None:
+        raise RuntimeError(
+            f"message refused by a unique key, and no copy found ({conversation.id})"
+        )
+    return existing, False
+
+
+def _find_copy(
+    session: Session,
+    conversation: Conversation,
+    client_id: str | None,
+    source: str,
+    external_id: str | None,
+) -> Message | None:
+    assert conversation.id is not None
     if client_id is not None:
-        existing = find_message_by_client_id(
+        found = find_message_by_client_id(
             session=session, conversation_id=conversation.id, client_id=client_id
         )
-        if existing is not None:
-            return existing, False
-    try:
-        # The savepoint covers the sequence bump too, so a lost race leaves no gap.
-        with session.begin_nested():
-            message = Message(
-                tenant_id=conversation.tenant_id,
-                conversation_id=conversation.id,
-                seq=_next_seq(session, conversation.id),
-                role=role,
-                text=text,
-                client_id=client_id,
-                author=author,
-                internal_note=internal_note,
-                adapter_version_id=adapter_version_id,
-                sent_at=sent_at or utcnow(),
-                source=source,
-                external_id=external_id,
-                grounding=grounding,
-            )
-            session.add(message)
-    except IntegrityError:
-        # Lost a race with a concurrent delivery of the same client_id.
-        if client_id is None:
-            raise
-        existing = find_message_by_client_id(
-            session=session, conversation_id=conversation.id, client_id=client_id
+        if found is not None:
+            return found
+    if external_id is None:
+        return None
+    return session.exec(
+        select(Message).where(
+            Message.tenant_id == conversation.tenant_id,
+            Message.source == source,
+            Message.external_id == external_id,
         )
-        if existing is None:
-            raise
-        return existing, False
-    return message, True
+    ).first()
 
 
 def find_message_by_client_id(
