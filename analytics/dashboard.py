@@ -27,7 +27,7 @@ from analytics.outcomes import (
     rollups,
     total,
 )
-from core.db import session_scope
+from core.db import read_scope
 from core.models import BASE_MODEL_KEY, NO_BOT_KEY, AdapterVersion, Tenant
 from core.settings import Settings
 
@@ -133,7 +133,7 @@ def dashboard_router(
     ) -> dict[str, Any]:
         db = get_db()
         refresh_tenant(db, tenant_id, settings)  # fold in what changed since the last refresh
-        with session_scope(db) as session:
+        with read_scope(db) as session:
             tenant = session.get(Tenant, tenant_id)
             assert tenant is not None
             return dashboard_data(session, tenant, settings, days)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, delete, select
 
 from core.crud.handoff import NoticeKey, notice_key
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.models import (
     BASE_MODEL_KEY,
     NO_BOT_KEY,
@@ -288,14 +289,27 @@ def _forget_erased(session: Session, tenant_id: int, totals: _Rollups) -> None:
         session.delete(fact)
 
 
-def refresh_outcomes(
-    *, session: Session, tenant_id: int, followup_window: timedelta, batch: int = 500
-) -> int:
-    """Fold every conversation changed since the last refresh into the rollups; returns how
-    many were (re)computed."""
+def _lock_tenant(session: Session, tenant_id: int) -> None:
     # One refresher per tenant at a time: the tenant row lock serialises them on PostgreSQL
     # (SQLite's BEGIN IMMEDIATE already does), so no change is ever folded in twice.
     session.exec(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()).first()
+
+
+def refresh_outcomes(
+    *,
+    session: Session,
+    tenant_id: int,
+    followup_window: timedelta,
+    batch: int = 500,
+    commit_each_page: bool = False,
+) -> int:
+    """Fold every conversation changed since the last refresh into the rollups; returns how
+    many were (re)computed. ``commit_each_page``: each page of ``batch`` conversations is
+    committed on its own, so a large tenant's refresh never holds the write lock for long
+    (customers' acks wait behind it on SQLite). The watermark moves only with the last page;
+    a refresh cut short is redone, harmlessly: a conversation's fact replaces its previous
+    contribution to the rollups rather than adding to it."""
+    _lock_tenant(session, tenant_id)
     cursor = session.exec(
         select(SyncCursor).where(
             SyncCursor.tenant_id == tenant_id, SyncCursor.provider == WATERMARK_PROVIDER
@@ -323,6 +337,13 @@ def refresh_outcomes(
             break
         _fold(session, tenant_id, page, followup_window, totals)
         totals.flush()
+        if commit_each_page:
+            session.commit()
+            # SQLite has no queue for its write lock: a writer waiting on it polls (every
+            # 100 ms once it has waited a while), and would starve behind pages that re-take
+            # the lock at once. The pause lets customers' acks in between pages.
+            time.sleep(PAGE_PAUSE_S)
+            _lock_tenant(session, tenant_id)
         done += len(page)
         last_id = page[-1].id or last_id
         page_newest = max(c.updated_at for c in page)
@@ -337,19 +358,26 @@ def refresh_outcomes(
     return done
 
 
+# A page of a serving process's refresh holds SQLite's write lock for about 0.1 s.
+REFRESH_PAGE = 100
+PAGE_PAUSE_S = 0.15
+
+
 def refresh_tenant(db: DbEngine, tenant_id: int, settings: Settings) -> int:
-    """refresh_outcomes in its own transaction, with the configured follow-up window."""
+    """refresh_outcomes in short transactions, with the configured follow-up window."""
     with session_scope(db) as session:
         return refresh_outcomes(
             session=session,
             tenant_id=tenant_id,
             followup_window=timedelta(hours=settings.analytics_followup_window_h),
+            batch=REFRESH_PAGE,
+            commit_each_page=True,
         )
 
 
 def refresh_all_tenants(db: DbEngine, settings: Settings) -> None:
-    """Every tenant's rollups, each in its own transaction (serve's refresh loop)."""
-    with session_scope(db) as session:
+    """Every tenant's rollups, each in its own transactions (serve's refresh loop)."""
+    with read_scope(db) as session:
         tenant_ids = [t for t in session.exec(select(Tenant.id)) if t is not None]
     for tenant_id in tenant_ids:
         refresh_tenant(db, tenant_id, settings)

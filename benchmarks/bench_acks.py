@@ -165,7 +165,12 @@ async def flood(ws_url: str, sockets: int, per_socket: int) -> dict[str, float]:
 
 
 async def paced(ws_url: str, sockets: int, rate: float, seconds: float) -> dict[str, float]:
-    opened = await open_sockets(ws_url, sockets)
+    return await paced_on(await open_sockets(ws_url, sockets), rate, seconds)
+
+
+async def paced_on(opened: list[Socket], rate: float, seconds: float) -> dict[str, float]:
+    """``rate`` messages/s spread over already open sockets (each with its conversation)."""
+    sockets = len(opened)
     per_socket = int(rate * seconds / sockets)
     interval = sockets / rate
 

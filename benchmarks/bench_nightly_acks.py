@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import insert
 
-from benchmarks.bench_acks import create_bench_tenant, paced, serve
+from benchmarks.bench_acks import create_bench_tenant, open_sockets, paced_on, serve
 from benchmarks.bench_webhooks import fresh_postgres
 from core.db import create_db_engine, read_scope, session_scope
 from core.models import Conversation, ConversationStatus, Customer, Message, Role, utcnow
@@ -91,11 +92,14 @@ def seed(url: str, tenant_id: int, conversations: int) -> None:
     db.dispose()
 
 
-def build(url: str, tenant_id: int, write_transaction: bool, done: Any) -> None:
-    """The nightly run's dataset step (finetune_loop/steps.build without the tokenizer)."""
+def build(url: str, tenant_id: int, write_transaction: bool, reading: Any, done: Any) -> None:
+    """The nightly run's dataset step (finetune_loop/steps.build without the tokenizer).
+    ``reading`` is set once imports are done and the reads begin: the window measures the
+    build, not a Python interpreter starting."""
     db = create_db_engine(url)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     scope = session_scope if write_transaction else read_scope
+    reading.set()
     started = time.perf_counter()
     with scope(db) as session:
         dataset = build_dataset(
@@ -106,13 +110,14 @@ def build(url: str, tenant_id: int, write_transaction: bool, done: Any) -> None:
 
 
 async def during(
-    ws_url: str, args: argparse.Namespace, job: multiprocessing.Process | None
+    ws_url: str, args: argparse.Namespace, start_build: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    if job is not None:
-        job.start()
-        await asyncio.sleep(1.0)  # the build's first reads are under way
-    result = await paced(ws_url, args.sockets, args.rate, args.seconds)
-    return result
+    """Sockets open and conversations started first (their first writes must not wait out a
+    build), then the build, then the paced window."""
+    opened = await open_sockets(ws_url, args.sockets)
+    if start_build is not None:
+        await asyncio.to_thread(start_build)
+    return await paced_on(opened, args.rate, args.seconds)
 
 
 def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -122,11 +127,19 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"seed_s": time.perf_counter() - started}
     context = multiprocessing.get_context("spawn")
     with serve(url) as ws_url:
-        result["quiet"] = asyncio.run(during(ws_url, args, None))
+        result["quiet"] = asyncio.run(during(ws_url, args))
         for name, write_transaction in (("read_scope", False), ("write_transaction", True)):
-            done = context.Queue()
-            job = context.Process(target=build, args=(url, tenant_id, write_transaction, done))
-            result[name] = asyncio.run(during(ws_url, args, job))
+            done, reading = context.Queue(), context.Event()
+            job = context.Process(
+                target=build, args=(url, tenant_id, write_transaction, reading, done)
+            )
+
+            def start_build(job: Any = job, reading: Any = reading) -> None:
+                job.start()
+                if not reading.wait(300):
+                    raise RuntimeError("the build process did not start")
+
+            result[name] = asyncio.run(during(ws_url, args, start_build))
             build_s, examples = done.get(timeout=1800)
             job.join()
             result[name] |= {"build_s": build_s, "examples": examples}

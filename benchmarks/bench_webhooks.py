@@ -36,16 +36,21 @@ from core.settings import Settings
 SECRET = "bench-secret"
 
 
-def delivery(n: int) -> Delivery:
+def delivery(n: int, tenant: str = "bench", secret: str = SECRET, run: str = "") -> Delivery:
+    """A signed Zendesk comment_added delivery, event ``n`` of ``run``; four events per ticket."""
     raw = json.dumps(
         {
             "type": "zen:event-type:ticket.comment_added",
-            "id": f"evt-{n}",
+            "id": f"evt-{run}{n}",
             "time": "2025-01-08T14:25:30Z",
-            "detail": {"id": str(1000 + n // 4), "subject": "Order", "via": {"channel": "web"}},
+            "detail": {
+                "id": f"{run}{1000 + n // 4}",
+                "subject": "Order",
+                "via": {"channel": "web"},
+            },
             "event": {
                 "comment": {
-                    "id": str(n),
+                    "id": f"{run}{n}",
                     "body": f"<p>Hello, this is message {n} about my <b>latte</b> order.</p>",
                     "is_public": True,
                     "author": {"id": "1", "is_staff": n % 2 == 1, "name": "Dana"},
@@ -55,11 +60,11 @@ def delivery(n: int) -> Delivery:
     ).encode()
     ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     signature = base64.b64encode(
-        hmac.new(SECRET.encode(), ts.encode() + raw, hashlib.sha256).digest()
+        hmac.new(secret.encode(), ts.encode() + raw, hashlib.sha256).digest()
     ).decode()
     return Delivery(
         "zendesk",
-        "bench",
+        tenant,
         raw,
         {"x-zendesk-webhook-signature": signature, "x-zendesk-webhook-signature-timestamp": ts},
     )

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from chat_service.services import Services
 from core.crud.tenants import authenticate_api_key
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.models import Tenant
 
 _bearer = HTTPBearer(auto_error=False, description="A tenant API key or the admin token.")
@@ -42,11 +42,10 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def get_current_tenant(services: ServicesDep, credentials: BearerDep) -> Tenant:
-    """Authenticates in its own short transaction: on SQLite every transaction holds the write
-    lock, so keeping this one open for the whole request would block the route's own writes."""
+    """Authenticates in its own short read (no write lock), apart from the route's own work."""
     if credentials is None:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <tenant API key>'")
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         tenant = authenticate_api_key(session=session, key=credentials.credentials)
     if tenant is None:
         raise _unauthorized("invalid or revoked API key")

@@ -38,7 +38,7 @@ from core.crud.adapters import (
     switch_active,
 )
 from core.crud.tenants import get_tenant_by_slug
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.errors import ConflictError, NotFoundError
 from core.models import AdapterStatus, AdapterVersion, Tenant
 from core.settings import Settings
@@ -244,14 +244,14 @@ class AdapterManager:
     # -- database steps (run in the thread pool) --------------------------------------------------
 
     def _tenant(self, slug: str) -> Tenant:
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             tenant = get_tenant_by_slug(session=session, slug=slug)
             if tenant is None:
                 raise UnknownTenantOrAdapterError(f"tenant {slug!r} not found")
             return tenant
 
     def _version(self, tenant_id: int, name: str) -> AdapterVersion:
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             version = get_adapter(session=session, tenant_id=tenant_id, name=name)
             if version is None:
                 raise UnknownTenantOrAdapterError(f"adapter {name!r} not found for this tenant")
@@ -268,11 +268,11 @@ class AdapterManager:
             switch_active(session=session, tenant_id=tenant_id, adapter_id=version.id)
 
     def _approved(self) -> list[tuple[str, str]]:
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             waiting = approved_waiting(session=session)
             slugs = {t.id: t.slug for t in session.exec(select(Tenant)).all()}
             return [(slugs[v.tenant_id], v.name) for v in waiting]
 
     def _serving_state(self) -> tuple[dict[str, str], set[str]]:
-        with session_scope(self._db) as session:
+        with read_scope(self._db) as session:
             return serving_set(session=session), registered_names(session=session)

@@ -212,12 +212,13 @@ def _receive_event(
         return Outcome(202, {"status": "queued", "event_id": event.event_id})
 
     def ingest(session: Session) -> None:
-        event.id = None  # a group commit may run this twice (after a rolled-back batch)
-        session.add(event)
-        session.flush()  # the unique key: a concurrent duplicate fails here
         if record is not None:
             ingest_conversation(session=session, tenant_id=tenant_id, record=record)
+        event.id = None  # a group commit may run this twice (after a rolled-back batch)
         event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
+        session.add(event)
+        # The unique key: a concurrent duplicate fails here, and its messages go with it.
+        session.flush()
 
     try:
         store.write(ingest)

@@ -13,7 +13,7 @@ from chat_service.schemas import AdapterList, AdapterPublic, AdapterPublish
 from chat_service.services import Services
 from core.crud.adapters import list_adapter_versions
 from core.crud.tenants import get_tenant_by_slug
-from core.db import session_scope
+from core.db import read_scope
 from core.models import AdapterVersion
 
 router = APIRouter(prefix="/v1/admin/tenants/{slug}/adapters", tags=["adapters"])
@@ -24,7 +24,7 @@ async def get_adapters(slug: str, services: ServicesDep, _admin: AdminDep) -> Ad
     """Every version of the tenant's adapter, newest first, and what is loaded."""
 
     def read() -> tuple[str | None, str | None, list[AdapterVersion]]:
-        with session_scope(services.db) as session:
+        with read_scope(services.db) as session:
             tenant = get_tenant_by_slug(session=session, slug=slug)
             if tenant is None:
                 raise UnknownTenantOrAdapterError(f"tenant {slug!r} not found")

@@ -15,7 +15,7 @@ from chat_service.rate_limit import client_address
 from chat_service.services import Services
 from core.crud.conversations import get_conversation_by_token
 from core.crud.tenants import get_tenant_by_slug
-from core.db import session_scope
+from core.db import read_scope
 from core.errors import DomainError, ForbiddenError, NotFoundError
 from core.models import Conversation, Tenant
 
@@ -27,7 +27,7 @@ def _admit(
     services: Services, slug: str, token: str | None, origin: str | None
 ) -> tuple[Tenant, Conversation | None]:
     """The tenant and the conversation being resumed, or the reason the socket is refused."""
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         tenant = get_tenant_by_slug(session=session, slug=slug)
         if tenant is None or tenant.id is None:
             raise NotFoundError("unknown tenant")

@@ -53,7 +53,7 @@ from core.crud.conversations import (
 )
 from core.crud.suggestions import pending_suggestions, review_queue
 from core.crud.tenants import get_tenant_by_slug
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.errors import ForbiddenError
 from core.models import Conversation, ConversationStatus, Customer, Message, Tenant
 
@@ -155,7 +155,7 @@ def logout(agent: CheckedAgent, services: ServicesDep) -> Response:
 
 @router.get("/console/api/me")
 def me(agent: Agent, services: ServicesDep) -> Me:
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         tenant = session.get(Tenant, agent.tenant_id)
         assert tenant is not None
         mode = tenant.bot_mode
@@ -213,14 +213,14 @@ def conversations(
     agent: Agent, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> list[ConversationSummary]:
     """Most recently active first."""
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         rows = list(recently_active(session=session, tenant_id=agent.tenant_id, limit=limit))
         return _summaries(session, rows)
 
 
 @router.get("/console/api/conversations/{conversation_id}")
 def conversation(conversation_id: int, agent: Agent, services: ServicesDep) -> ConversationDetail:
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         row = require_conversation(
             session=session, tenant_id=agent.tenant_id, conversation_id=conversation_id
         )
@@ -309,7 +309,7 @@ async def decide(
 @router.get("/console/api/review")
 def review(agent: Agent, services: ServicesDep) -> list[ReviewItemPublic]:
     """Bot replies customers rated down, or from conversations that ended with CSAT 1-2."""
-    with session_scope(services.db) as session:
+    with read_scope(services.db) as session:
         return [
             ReviewItemPublic(
                 message_id=item.message.id,

@@ -24,7 +24,7 @@ from tests.chat_service.ws_client import (
     read_until,
     send_message,
 )
-from tests.conftest import LiveServer, free_port, make_settings, running_server
+from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, running_server
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.anyio
@@ -190,6 +190,28 @@ async def test_the_same_client_id_twice_is_stored_once(live_server: LiveServer) 
     assert (first[-1]["seq"], first[-1]["duplicate"]) == (1, False)
     assert (again[-1]["seq"], again[-1]["duplicate"]) == (1, True)
     assert len(stored_messages(live_server, first[0]["conversation_id"])) == 1
+
+
+async def test_switching_the_bot_on_through_the_api_takes_effect_at_the_next_message(
+    live_server: LiveServer,
+) -> None:
+    # While the bot is off the responder skips planning for the tenant; the switch must not
+    # wait for that to expire.
+    make_tenant(live_server.app.state.services.db, "acme", bot_mode=BotMode.OFF)
+    async with open_chat(live_server.ws_url, "acme") as ws:
+        await send_message(ws, "c-1", "Hello?")
+        await read_until(ws, lambda f: f["type"] == "ack")
+        assert await no_frame_within(ws, 1.0)  # off: no reply
+        async with httpx.AsyncClient(base_url=live_server.http_url) as http:
+            switched = await http.patch(
+                "/v1/tenants/acme",
+                json={"bot_mode": "auto"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+        assert switched.status_code == 200
+        await send_message(ws, "c-2", "Do you have oat milk?")
+        frames = await asyncio.wait_for(read_until(ws, is_bot_message), 60)
+    assert frames[-1]["role"] == "bot"
 
 
 async def test_agent_message_posted_over_rest_reaches_the_open_widget(
