@@ -15,10 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,19 +22,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks.bench_webhooks import fresh_postgres
-from benchmarks.chat_load import MODEL_DIR, free_port, percentile
+from benchmarks.chaos.server import ServerProcess
+from benchmarks.chat_load import percentile
+from benchmarks.databases import on_each_database
 from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
 from core.migrate import upgrade_database
 from core.models import BotMode
 
 TENANT = "bench"
-UNLIMITED = "1000000"
 
 
 def raw_inserts_per_s(url: str, count: int) -> float:
@@ -73,39 +68,8 @@ def serve(database_url: str, max_batch: int = 256) -> Iterator[str]:
     """A `supportloop serve` child process (its own interpreter, as in production) with the
     per-socket limits lifted; yields its ws:// base URL. ``max_batch`` 1: one commit per
     message (the write path before group commit)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "SUPPORTLOOP_DATABASE_URL": database_url,
-        "SUPPORTLOOP_VAR_DIR": tempfile.mkdtemp(prefix="sl-acks-"),
-        "SUPPORTLOOP_MODEL_DIR": str(MODEL_DIR.resolve()),
-        "SUPPORTLOOP_PORT": str(port),
-        "SUPPORTLOOP_DEMO_TENANT": "",
-        "SUPPORTLOOP_WIDGET_MESSAGES_PER_MINUTE": UNLIMITED,
-        "SUPPORTLOOP_WIDGET_MESSAGES_PER_MINUTE_PER_IP": UNLIMITED,
-        "SUPPORTLOOP_WIDGET_MESSAGES_PER_MINUTE_PER_TENANT": UNLIMITED,
-        "SUPPORTLOOP_WIDGET_FRAMES_PER_MINUTE": UNLIMITED,
-        "SUPPORTLOOP_GROUP_COMMIT_MAX_BATCH": str(max_batch),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "supportloop", "serve"], env=env, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark server did not start")
-            time.sleep(0.5)
-        yield base.replace("http", "ws")
-    finally:
-        process.terminate()
-        process.wait(60)
+    with ServerProcess(database_url, group_commit_max_batch=str(max_batch)) as server:
+        yield server.ws_url
 
 
 class Socket:
@@ -221,15 +185,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/acks.json"))
     args = parser.parse_args()
 
-    results = {"sqlite": measure(f"sqlite:///{Path(tempfile.mkdtemp()) / 'acks.db'}", args)}
-    postgres = os.environ.get("SUPPORTLOOP_TEST_POSTGRES_URL")  # bench harness input
-    if postgres:
-        url, admin, name = fresh_postgres(postgres)
-        try:
-            results["postgresql"] = measure(url, args)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    results = on_each_database(lambda url: measure(url, args))
     print(
         "| database | write path | raw INSERT commits/s | flood acked msgs/s | flood p99 ms "
         f"| paced at {args.rate:.0f}/s: acked/s | p50 ms | p99 ms | errors |"

@@ -15,19 +15,16 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import insert
 
 from benchmarks.bench_acks import create_bench_tenant, open_sockets, paced_on, serve
-from benchmarks.bench_webhooks import fresh_postgres
+from benchmarks.databases import on_each_database
 from core.db import create_db_engine, read_scope, session_scope
 from core.models import Conversation, ConversationStatus, Customer, Message, Role, utcnow
 from core.settings import Settings
@@ -155,15 +152,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/nightly_acks.json"))
     args = parser.parse_args()
 
-    results = {"sqlite": measure(f"sqlite:///{Path(tempfile.mkdtemp()) / 'n.db'}", args)}
-    postgres = os.environ.get("SUPPORTLOOP_TEST_POSTGRES_URL")  # bench harness input
-    if postgres:
-        url, admin, name = fresh_postgres(postgres)
-        try:
-            results["postgresql"] = measure(url, args)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    results = on_each_database(lambda url: measure(url, args))
     print("| database | window | acks/s | p50 ms | p99 ms | max ms | build s |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():

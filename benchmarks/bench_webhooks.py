@@ -16,16 +16,14 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks.databases import on_each_database
 from connectors.webhooks import Delivery, receive
 from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
@@ -114,20 +112,6 @@ def measure(url: str, events: int, senders: int) -> dict[str, float]:
     }
 
 
-def fresh_postgres(base_url: str) -> tuple[str, sa.Engine, str]:
-    name = f"sl_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        sa.make_url(base_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return (
-        sa.make_url(base_url).set(database=name).render_as_string(hide_password=False),
-        admin,
-        name,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1000)
@@ -135,21 +119,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/webhooks.json"))
     args = parser.parse_args()
 
-    results = {
-        "sqlite": measure(
-            f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", args.events, args.senders
-        )
-    }
-    postgres = os.environ.get(
-        "SUPPORTLOOP_TEST_POSTGRES_URL"
-    )  # bench harness input, like the tests
-    if postgres:
-        url, admin, name = fresh_postgres(postgres)
-        try:
-            results["postgresql"] = measure(url, args.events, args.senders)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    results = on_each_database(lambda url: measure(url, args.events, args.senders))
     print(
         "| database | raw INSERT commits/s | webhook events/s, one sender | ratio "
         f"| webhook events/s, {args.senders} senders | ratio | commits per event |"

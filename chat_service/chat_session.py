@@ -58,7 +58,7 @@ from chat_service.rate_limit import client_address
 from chat_service.services import Services
 from chat_service.telemetry import CHAT_MESSAGES, CONNECTIONS
 from core.crud.conversations import (
-    append_message,
+    append_customer_message,
     create_anonymous_customer,
     list_messages,
     require_conversation,
@@ -67,7 +67,7 @@ from core.crud.conversations import (
 from core.crud.customers import customer_for_identity
 from core.crud.handoff import FeedbackError, leave_contact, rate_bot_message, set_csat
 from core.db import read_scope
-from core.models import Conversation, ConversationStatus, Message, Role, Tenant
+from core.models import Conversation, Message, Role, Tenant
 
 log = logging.getLogger(__name__)
 # A client that keeps sending after being told to wait is not a widget: it is cut off.
@@ -362,21 +362,13 @@ class ChatSession:
     def _store(self, session: Session, client_id: str, text: str) -> tuple[Message, bool]:
         """Runs in a shared group commit: the ack goes out once the batch is durable."""
         assert self._conversation_id is not None
-        conversation = require_conversation(
-            session=session, tenant_id=self._tenant_id, conversation_id=self._conversation_id
-        )
-        message, created = append_message(
+        return append_customer_message(
             session=session,
-            conversation=conversation,
-            role=Role.CUSTOMER,
+            tenant_id=self._tenant_id,
+            conversation_id=self._conversation_id,
             text=text,
             client_id=client_id,
         )
-        if created and conversation.status == ConversationStatus.RESOLVED:
-            conversation.status = ConversationStatus.OPEN  # a new question reopens it
-            conversation.resolved_at = None
-            session.add(conversation)
-        return message, created
 
     # -- outbound ----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ def uvicorn_config(settings: Settings, app: FastAPI | None = None) -> uvicorn.Co
         ws_max_size=settings.ws_max_message_bytes,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         # Forwarded headers are anyone's to write: believed only from the configured proxies.
         proxy_headers=bool(settings.trusted_proxies),

@@ -306,6 +306,11 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = Field(64 * 1024, description="Larger frames are closed with 1009.")
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0
+    # Chat frames are a few hundred bytes: compressing them costs CPU per frame and a zlib
+    # context (tens of KiB) per socket for almost no saving on the wire.
+    ws_per_message_deflate: bool = Field(
+        False, description="Offer permessage-deflate compression to WebSocket clients."
+    )
     max_message_chars: int = Field(4000, description="Longest customer or agent message accepted.")
     widget_messages_per_minute: int = Field(
         20, ge=1, description="Customer messages per minute on one connection."

@@ -56,6 +56,7 @@ SLOWEST_FILES = (
     "finetune_loop/test_nightly_loop.py",
     "chat_service/test_vllm.py",
     "chat_service/test_hot_swap.py",
+    "chaos/test_chaos.py",
     "ui/test_widget.py",
 )
 

@@ -27,8 +27,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.chaos.server import ServerProcess
-from benchmarks.chaos.world import TENANT, backends, database
+from benchmarks.chaos.world import TENANT, database
 from benchmarks.chat_load import percentile
+from benchmarks.databases import backends
 
 
 def _raise_fd_limit() -> None:
@@ -138,13 +139,11 @@ def run(
 ) -> dict[str, Any]:
     _raise_fd_limit()
     with database(backend) as url:
-        server = ServerProcess(
+        with ServerProcess(
             url,
             ws_ping_interval_s=str(ping_interval_s),
             ws_ping_timeout_s=str(ping_timeout_s),
-        )
-        server.start()
-        try:
+        ) as server:
 
             async def hold_and_measure() -> dict[str, Any]:
                 opened, memory, stopped = await _hold_sockets(server, sockets, step)
@@ -173,8 +172,6 @@ def run(
                 "dead_freed_s": None if freed is None else round(freed, 1),
                 "ping_interval_plus_timeout_s": promise,
             }
-        finally:
-            server.terminate()
     return result
 
 

@@ -21,7 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.chaos.server import ServerProcess
-from benchmarks.chaos.world import TENANT, backends, database
+from benchmarks.chaos.world import TENANT, database
+from benchmarks.databases import backends
 from core.db import create_db_engine, read_scope
 from core.models import Message, Role
 
@@ -129,12 +130,8 @@ async def chat_with_resets(ws_url: str, messages: int, reset_p: float, seed: int
 
 def run(backend: str, messages: int = 1000, reset_p: float = 0.05, seed: int = 7) -> dict[str, Any]:
     with database(backend) as url:
-        server = ServerProcess(url)
-        server.start()
-        try:
+        with ServerProcess(url) as server:
             customer = asyncio.run(chat_with_resets(server.ws_url, messages, reset_p, seed))
-        finally:
-            server.terminate()
         db = create_db_engine(url)
         with read_scope(db) as session:
             stored = session.exec(

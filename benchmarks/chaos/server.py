@@ -68,6 +68,14 @@ class ServerProcess:
                 raise RuntimeError(f"the server did not start in {timeout_s} s; see {self.log}")
             time.sleep(0.2)
 
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.terminate()
+
     @property
     def pid(self) -> int:
         assert self.process is not None

@@ -26,11 +26,11 @@ from benchmarks.chaos.world import (
     AGENT_PASSWORD,
     TENANT,
     WEBHOOK_SECRET,
-    backends,
     database,
     webhook_settings,
 )
 from benchmarks.chat_load import percentile
+from benchmarks.databases import backends
 from core.models import BotMode
 
 QUESTIONS = ["Where is my latte?", "Can I change my order to oat milk?", "Are you open Sunday?"]
@@ -182,13 +182,9 @@ def run(
     webhooks_per_s: float = 2,
 ) -> dict[str, Any]:
     with database(backend, bot_mode=BotMode.AUTO) as url:
-        server = ServerProcess(url, max_new_tokens="12", **webhook_settings())
-        server.start()
-        try:
+        with ServerProcess(url, max_new_tokens="12", **webhook_settings()) as server:
             soak = Soak(server, window_s)
             asyncio.run(soak.run(minutes * 60, customers, webhooks_per_s))
-        finally:
-            server.terminate()
     windows = soak.windows[: int(minutes * 60 // window_s)] or soak.windows[:1]
     per_window = len(soak.rss) // max(1, len(windows))
     summaries = [

@@ -3,15 +3,10 @@ SUPPORTLOOP_TEST_POSTGRES_URL, as for the tests), migrated, with the scenario's 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import sqlalchemy as sa
-
-from benchmarks.bench_webhooks import fresh_postgres
+from benchmarks.databases import fresh_database
 from core.crud.agents import create_agent
 from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
@@ -24,22 +19,10 @@ AGENT_EMAIL = "agent@chaos.example"
 AGENT_PASSWORD = "chaos-agent-password"
 
 
-def backends() -> list[str]:
-    """SQLite always; PostgreSQL where the harness gives one."""
-    return (
-        ["sqlite", "postgresql"] if os.environ.get("SUPPORTLOOP_TEST_POSTGRES_URL") else ["sqlite"]
-    )
-
-
 @contextmanager
 def database(backend: str, bot_mode: BotMode = BotMode.OFF) -> Iterator[str]:
-    """A migrated database with the scenario tenant and one agent; yields its URL."""
-    if backend == "sqlite":
-        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='sl-chaos-db-')) / 'chaos.db'}"
-        admin = name = None
-    else:
-        url, admin, name = fresh_postgres(os.environ["SUPPORTLOOP_TEST_POSTGRES_URL"])
-    try:
+    """A fresh, migrated database with the scenario tenant and one agent; yields its URL."""
+    with fresh_database(backend) as url:
         db = create_db_engine(url)
         upgrade_database(db)
         with session_scope(db) as session:
@@ -54,11 +37,6 @@ def database(backend: str, bot_mode: BotMode = BotMode.OFF) -> Iterator[str]:
             )
         db.dispose()
         yield url
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def webhook_settings() -> dict[str, str]:

@@ -124,15 +124,19 @@ def list_conversations(
 # look-up first, no savepoint, no unit-of-work flush. Built once, compiled once per dialect.
 _CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
 _MESSAGES = Message.__table__  # type: ignore[attr-defined]
+# Scoped to the tenant, so it doubles as the check that the conversation is the caller's.
 _BUMP_SEQ = (
     sa.update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.id == sa.bindparam("conversation_id"))
+    .where(
+        _CONVERSATIONS.c.id == sa.bindparam("conversation"),
+        _CONVERSATIONS.c.tenant_id == sa.bindparam("tenant"),
+    )
     .values(last_seq=_CONVERSATIONS.c.last_seq + 1, updated_at=sa.bindparam("now"))
-    .returning(_CONVERSATIONS.c.last_seq)
+    .returning(_CONVERSATIONS.c.last_seq, _CONVERSATIONS.c.status)
 )
 _UNDO_SEQ = (
     sa.update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.id == sa.bindparam("conversation_id"))
+    .where(_CONVERSATIONS.c.id == sa.bindparam("conversation"))
     .values(last_seq=_CONVERSATIONS.c.last_seq - 1)
 )
 # A second copy (the same client id, or the same provider id) is refused by its unique key
@@ -168,30 +172,75 @@ def append_message(
     bump leaves no gap.
     """
     assert conversation.id is not None
+    stored = _append(
+        session,
+        Message(
+            tenant_id=conversation.tenant_id,
+            conversation_id=conversation.id,
+            seq=0,
+            role=role,
+            text=text,
+            client_id=client_id,
+            author=author,
+            internal_note=internal_note,
+            adapter_version_id=adapter_version_id,
+            sent_at=sent_at or utcnow(),
+            source=source,
+            external_id=external_id,
+            grounding=grounding,
+        ),
+    )
+    if stored is None:
+        raise ConversationNotFoundError(f"conversation {conversation.id} not found")
+    message, created, _ = stored
+    if created:  # the caller's object shows the row as an ORM UPDATE would have left it
+        set_committed_value(conversation, "last_seq", message.seq)
+        set_committed_value(conversation, "updated_at", message.created_at)
+    return message, created
+
+
+def append_customer_message(
+    *, session: Session, tenant_id: int, conversation_id: int, text: str, client_id: str
+) -> tuple[Message, bool]:
+    """A widget customer's message, by conversation id (no conversation read first: the ack
+    path). A new question reopens a resolved conversation."""
+    stored = _append(
+        session,
+        Message(
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            seq=0,
+            role=Role.CUSTOMER,
+            text=text,
+            client_id=client_id,
+            sent_at=utcnow(),
+        ),
+    )
+    if stored is None:
+        raise ConversationNotFoundError(f"conversation {conversation_id} not found")
+    message, created, status = stored
+    if created and status == ConversationStatus.RESOLVED:
+        session.execute(
+            sa.update(Conversation)
+            .where(col(Conversation.id) == conversation_id)
+            .values(status=ConversationStatus.OPEN, resolved_at=None)
+        )
+    return message, created
+
+
+def _append(session: Session, message: Message) -> tuple[Message, bool, str] | None:
+    """(message, created, the conversation's status), or None when the conversation is not
+    the tenant's. ``message.seq`` is filled in here."""
     connection = session.connection()
     now = utcnow()
-    seq = int(
-        connection.execute(_BUMP_SEQ, {"conversation_id": conversation.id, "now": now}).scalar_one()
-    )
-    # The caller's object shows what the row now holds, as an ORM UPDATE would have left it.
-    set_committed_value(conversation, "last_seq", seq)
-    set_committed_value(conversation, "updated_at", now)
-    message = Message(
-        tenant_id=conversation.tenant_id,
-        conversation_id=conversation.id,
-        seq=seq,
-        role=role,
-        text=text,
-        client_id=client_id,
-        author=author,
-        internal_note=internal_note,
-        adapter_version_id=adapter_version_id,
-        sent_at=sent_at or now,
-        created_at=now,
-        source=source,
-        external_id=external_id,
-        grounding=grounding,
-    )
+    bumped = connection.execute(
+        _BUMP_SEQ,
+        {"conversation": message.conversation_id, "tenant": message.tenant_id, "now": now},
+    ).first()
+    if bumped is None:
+        return None
+    message.seq, status = int(bumped[0]), str(bumped[1])
+    message.created_at = now
     inserted = connection.execute(
         _INSERT_MESSAGE[connection.dialect.name], message.model_dump(exclude={"id"})
     ).scalar_one_or_none()
@@ -201,38 +250,31 @@ def append_message(
         # change it and have the change flushed.
         make_transient_to_detached(message)
         session.add(message)
-        return message, True
-    connection.execute(_UNDO_SEQ, {"conversation_id": conversation.id})
-    set_committed_value(conversation, "last_seq", seq - 1)
-    existing = _find_copy(session, conversation, client_id, source, external_id)
+        return message, True, status
+    connection.execute(_UNDO_SEQ, {"conversation": message.conversation_id})
+    existing = _find_copy(session, message)
     if existing is None:
         raise RuntimeError(
-            f"message refused by a unique key, and no copy found ({conversation.id})"
+            f"message refused by a unique key, and no copy found ({message.conversation_id})"
         )
-    return existing, False
+    return existing, False, status
 
 
-def _find_copy(
-    session: Session,
-    conversation: Conversation,
-    client_id: str | None,
-    source: str,
-    external_id: str | None,
-) -> Message | None:
-    assert conversation.id is not None
-    if client_id is not None:
+def _find_copy(session: Session, message: Message) -> Message | None:
+    """The stored message a refused insert duplicates (same client id, or same provider id)."""
+    if message.client_id is not None:
         found = find_message_by_client_id(
-            session=session, conversation_id=conversation.id, client_id=client_id
+            session=session, conversation_id=message.conversation_id, client_id=message.client_id
         )
         if found is not None:
             return found
-    if external_id is None:
+    if message.external_id is None:
         return None
     return session.exec(
         select(Message).where(
-            Message.tenant_id == conversation.tenant_id,
-            Message.source == source,
-            Message.external_id == external_id,
+            Message.tenant_id == message.tenant_id,
+            Message.source == message.source,
+            Message.external_id == message.external_id,
         )
     ).first()
 

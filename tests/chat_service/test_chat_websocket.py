@@ -214,6 +214,16 @@ async def test_switching_the_bot_on_through_the_api_takes_effect_at_the_next_mes
     assert frames[-1]["role"] == "bot"
 
 
+async def test_sockets_are_not_compressed_so_they_cost_no_zlib_context(
+    live_server: LiveServer,
+) -> None:
+    make_tenant(live_server.app.state.services.db, "acme", bot_mode=BotMode.OFF)
+    async with open_chat(live_server.ws_url, "acme") as ws:  # the client offers deflate
+        await send_message(ws, "c-1", "Hello")
+        await read_until(ws, lambda f: f["type"] == "ack")
+        assert ws.protocol.extensions == []
+
+
 async def test_agent_message_posted_over_rest_reaches_the_open_widget(
     live_server: LiveServer,
 ) -> None:
