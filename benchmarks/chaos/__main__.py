@@ -14,7 +14,7 @@ from benchmarks.chaos import crash, load, resume, soak
 FULL: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "resume": lambda: resume.run_all(messages=1000),
     "crash": lambda: crash.run_all(runs=200),
-    "load": lambda: load.run_all(sockets=5000, rate=200, dead=200),
+    "load": lambda: load.run_all(sockets=10_000, step=500, rate=200, dead=200),
     # The soak runs on the zero-config default; PostgreSQL gets the kill -9 runs.
     "soak": lambda: [soak.run("sqlite", minutes=30, window_s=300)],
 }

@@ -105,7 +105,9 @@ def _frozen_client(ws_url: str, count: int, ready: Any) -> None:
 
 
 def _dead_peers_freed_s(server: ServerProcess, count: int, timeout_s: float) -> float | None:
-    before = server.active_widget_connections()
+    before = None
+    while before is None:  # the server may still be closing the sockets of the last step
+        before = server.active_widget_connections()
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     child = context.Process(target=_frozen_client, args=(server.ws_url, count, ready))
@@ -117,7 +119,8 @@ def _dead_peers_freed_s(server: ServerProcess, count: int, timeout_s: float) -> 
         os.kill(child.pid, signal.SIGSTOP)
         frozen = time.monotonic()
         while time.monotonic() - frozen < timeout_s:
-            if server.active_widget_connections() <= before:
+            now = server.active_widget_connections()
+            if now is not None and now <= before:
                 return time.monotonic() - frozen
             time.sleep(0.25)
         return None

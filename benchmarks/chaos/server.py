@@ -102,8 +102,12 @@ class ServerProcess:
                     return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS")
 
-    def active_widget_connections(self) -> float:
-        text = httpx.get(f"{self.http_url}/metrics", timeout=10).text
+    def active_widget_connections(self) -> float | None:
+        """The open-widget-socket gauge, or None when the server is too busy to answer now."""
+        try:
+            text = httpx.get(f"{self.http_url}/metrics", timeout=30).text
+        except httpx.TimeoutException:
+            return None
         for line in text.splitlines():
             if line.startswith('supportloop_active_connections{kind="widget"}'):
                 return float(line.split()[-1])
