@@ -109,35 +109,26 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if p.done.set_running_or_notify_cancel()]
-        if not live:
-            return
+        if live:
+            self._transaction(live)
+
+    def _transaction(self, live: list[_Pending]) -> None:
         try:
             # Optimistic: no savepoint per write (two statements each). Writes almost never
             # fail; when one does, the batch is rolled back and each write runs alone.
             with session_scope(self._db) as session:
                 results = [pending.write(session) for pending in live]
         except Exception as exc:
-            if len(live) > 1:
+            if len(live) == 1:
+                self._fail(live, exc)
+            else:
                 for pending in live:
-                    self._commit_alone(pending)
-                return
-            self._fail(live, exc)
+                    self._transaction([pending])
             return
         self.batches += 1
         self.writes += len(live)
         for pending, result in zip(live, results, strict=True):
             pending.done.set_result(result)
-
-    def _commit_alone(self, pending: _Pending) -> None:
-        try:
-            with session_scope(self._db) as session:
-                result = pending.write(session)
-        except Exception as exc:
-            self._fail([pending], exc)
-            return
-        self.batches += 1
-        self.writes += 1
-        pending.done.set_result(result)
 
     def _fail(self, pending: list[_Pending], exc: Exception) -> None:
         # The write, or the commit, failed: nothing of it is durable, so its caller is not
