@@ -63,6 +63,7 @@ async def test_message_is_acked_then_reply_streams_then_arrives_stored(
     assert stored[1].text == final["text"]
 
 
+@pytest.mark.slow  # three 3,900-character prompts through the model: `make test` only
 async def test_three_long_messages_are_still_answered(live_server: LiveServer) -> None:
     """Over 2,000 tokens of customer text: the oldest is dropped from the prompt, the bot
     answers (tests/test_prompt_format.py checks what the prompt holds)."""

@@ -39,6 +39,7 @@ async def test_sampling_with_a_seed_is_reproducible(engine: EmbeddedEngine) -> N
     assert first == again
 
 
+@pytest.mark.slow  # long generations: `make test` only
 async def test_concurrent_streams_interleave_rather_than_queue(engine: EmbeddedEngine) -> None:
     timeline: list[tuple[int, str]] = []
 
@@ -54,6 +55,7 @@ async def test_concurrent_streams_interleave_rather_than_queue(engine: EmbeddedE
     assert {n for n, kind in timeline[:first_end] if kind == "piece"} == {0, 1}
 
 
+@pytest.mark.slow  # long generations: `make test` only
 async def test_stop_strings_end_the_reply_before_the_stop(engine: EmbeddedEngine) -> None:
     full = "".join(await collect(engine, max_tokens=24))
     words = full.split()
@@ -89,6 +91,7 @@ async def test_adapters_are_selected_per_request(
     assert "".join(await collect(engine)) == base  # unloading the last adapter restores the base
 
 
+@pytest.mark.slow  # long generations: `make test` only
 async def test_adapter_loads_while_another_stream_is_running(
     engine: EmbeddedEngine, adapter_dirs: tuple[Path, Path]
 ) -> None:
