@@ -26,6 +26,7 @@ from connectors.salesforce import backfill as salesforce
 from connectors.sync_state import load_cursor, provider_access, save_cursor
 from connectors.zendesk import backfill as zendesk
 from core.db import session_scope
+from core.erasure import record_files, scrub_training_files
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,13 +78,25 @@ def sync(
     fetch_page = PAGERS[provider]
     while True:
         page = fetch_page(credentials, cursor, start_time, own)
+        erasures = []
         with session_scope(db) as session:
             for record in page.records:
-                result = ingest_conversation(session=session, tenant_id=tenant_id, record=record)
+                result = ingest_conversation(
+                    session=session,
+                    tenant_id=tenant_id,
+                    record=record,
+                    origin=f"{provider} backfill",
+                )
                 report.messages_created += result.messages_created
                 report.messages_skipped += result.messages_skipped
+                if result.erased is not None:
+                    erasures.append(result.erased)
             if page.next_cursor:
                 save_cursor(session, tenant_id, provider, page.next_cursor)
+        for erased in erasures:  # after the commit: the erased text leaves the training files
+            scrub_training_files(settings.training_dir(tenant_slug), erased)
+            with session_scope(db) as session:
+                record_files(session, erased)
         report.pages += 1
         report.conversations += len(page.records)
         if on_page:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from connectors.errors import ProviderAPIError
+from connectors.errors import ProviderAPIError, ProviderGoneError
 
 MAX_RETRY_AFTER_S = 120.0
 
@@ -54,13 +54,25 @@ def _request(
     return data
 
 
+GONE = {404, 410}
+
+
+def _api_error(url: str, exc: httpx.HTTPError) -> ProviderAPIError:
+    status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+    if status in GONE:
+        return ProviderGoneError(f"{url}: the provider answered {status}: the record is gone")
+    return ProviderAPIError(f"{url}: {type(exc).__name__}: {exc}")
+
+
 def get_json(
     url: str, *, params: dict[str, Any] | None = None, headers: dict[str, str]
 ) -> dict[str, Any]:
     try:
         return _request("GET", url, params, None, headers)
     except httpx.HTTPError as exc:
-        raise ProviderAPIError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise _api_error(url, exc) from exc
+    except ValueError as exc:
+        raise ProviderAPIError(f"{url}: the provider's answer is not JSON: {exc}") from exc
 
 
 def post_json(url: str, *, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -68,4 +80,6 @@ def post_json(url: str, *, body: dict[str, Any], headers: dict[str, str]) -> dic
     try:
         return _request("POST", url, None, body, headers)
     except httpx.HTTPError as exc:
-        raise ProviderAPIError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise _api_error(url, exc) from exc
+    except ValueError as exc:
+        raise ProviderAPIError(f"{url}: the provider's answer is not JSON: {exc}") from exc

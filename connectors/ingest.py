@@ -4,6 +4,12 @@ Keys are the provider's own: (tenant, source, external id) for conversations and
 unique in the database, so a duplicate can never be stored even by racing writers. Messages are
 appended in the provider's time order (deliveries arrive out of order; ``sent_at`` keeps the
 provider's timestamp for every later ordering).
+
+Erasure flows through here too. A record that says the provider deleted the conversation or
+redacted messages erases our copies (core/erasure.py) and leaves tombstones; a record that
+carries something tombstoned (an erased conversation, message or person) stores none of it, so
+a replay or a backfill never brings erased text back. Deletion stubs ("This message was
+deleted") are never stored.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from connectors.records import InboundConversation
+from connectors.records import InboundConversation, InboundMessage
+from connectors.text import is_placeholder
 from core.crud.conversations import append_message, start_conversation
-from core.models import Conversation, Message
+from core.crud.customers import customer_for_requester
+from core.erasure import Erased, Tombstone, email_key, erase_rows, tombstoned
+from core.models import Conversation, Message, TombstoneKind
 
 
 @dataclass
@@ -23,6 +32,10 @@ class IngestResult:
     conversation_created: bool = False
     messages_created: int = 0
     messages_skipped: int = 0
+    # What the record erased; the caller scrubs training files with it after the commit.
+    erased: Erased | None = None
+    # It carried something erased earlier (a conversation, person or message): left out.
+    erased_before: bool = False
 
 
 def _find_conversation(
@@ -48,19 +61,143 @@ def _known_message_ids(session: Session, tenant_id: int, source: str, ids: list[
     return {row for row in rows if row is not None}
 
 
+def _erase(
+    session: Session, tenant_id: int, record: InboundConversation, origin: str
+) -> Erased | None:
+    """The provider's deletion or redaction, applied to our copies."""
+    if record.deleted:
+        found = _find_conversation(session, tenant_id, record.source, record.external_id)
+        return erase_rows(
+            session,
+            tenant_id=tenant_id,
+            conversation_ids=[found.id] if found is not None and found.id is not None else [],
+            tombstones=[Tombstone(record.source, TombstoneKind.CONVERSATION, record.external_id)],
+            actor=origin,
+            reason=f"conversation deleted in {record.source}",
+            subject={"source": record.source, "conversation": record.external_id},
+        )
+    if not record.redacted_ids:
+        return None
+    message_ids = session.exec(
+        select(Message.id).where(
+            Message.tenant_id == tenant_id,
+            Message.source == record.source,
+            col(Message.external_id).in_(record.redacted_ids),
+        )
+    ).all()
+    return erase_rows(
+        session,
+        tenant_id=tenant_id,
+        message_ids=[m for m in message_ids if m is not None],
+        tombstones=[
+            Tombstone(record.source, TombstoneKind.MESSAGE, m) for m in record.redacted_ids
+        ],
+        actor=origin,
+        reason=f"messages redacted in {record.source}",
+        subject={
+            "source": record.source,
+            "conversation": record.external_id,
+            "messages": sorted(record.redacted_ids),
+        },
+    )
+
+
+def _erased_before(session: Session, tenant_id: int, record: InboundConversation) -> bool:
+    """The conversation or its requester was erased: nothing of it is stored again."""
+    if tombstoned(
+        session, tenant_id, record.source, TombstoneKind.CONVERSATION, [record.external_id]
+    ):
+        return True
+    person = record.requester
+    if person is None:
+        return False
+    return bool(
+        (
+            person.external_id
+            and tombstoned(
+                session, tenant_id, record.source, TombstoneKind.PERSON, [person.external_id]
+            )
+        )
+        or (
+            person.email
+            and tombstoned(
+                session, tenant_id, record.source, TombstoneKind.EMAIL, [email_key(person.email)]
+            )
+        )
+    )
+
+
+def _storable(
+    session: Session, tenant_id: int, record: InboundConversation
+) -> tuple[list[InboundMessage], bool]:
+    """The messages to store, and whether any was left out because it was erased before."""
+    redacted = set(record.redacted_ids)
+    candidates = [
+        m for m in record.messages if m.external_id not in redacted and not is_placeholder(m.text)
+    ]
+    erased = tombstoned(
+        session,
+        tenant_id,
+        record.source,
+        TombstoneKind.MESSAGE,
+        [m.external_id for m in candidates],
+    )
+    return [m for m in candidates if m.external_id not in erased], bool(erased)
+
+
+def _customer_id(session: Session, tenant_id: int, record: InboundConversation) -> int | None:
+    person = record.requester
+    if person is None:
+        return None
+    customer = customer_for_requester(
+        session=session,
+        tenant_id=tenant_id,
+        source=record.source,
+        external_id=person.external_id,
+        email=person.email,
+        name=person.name,
+    )
+    return customer.id if customer is not None else None
+
+
+def _make_private(session: Session, tenant_id: int, record: InboundConversation) -> None:
+    for message in session.exec(
+        select(Message).where(
+            Message.tenant_id == tenant_id,
+            Message.source == record.source,
+            col(Message.external_id).in_(record.private_ids),
+        )
+    ).all():
+        message.internal_note = True
+        session.add(message)
+
+
 def ingest_conversation(
-    *, session: Session, tenant_id: int, record: InboundConversation
+    *, session: Session, tenant_id: int, record: InboundConversation, origin: str = "import"
 ) -> IngestResult:
-    result = IngestResult()
-    if not record.messages:  # e.g. a thread with only bot output: no empty conversations
+    """``origin`` names who sent the record (for the audit of any erasure it carries)."""
+    result = IngestResult(erased=_erase(session, tenant_id, record, origin))
+    if record.deleted or _erased_before(session, tenant_id, record):
+        result.erased_before = not record.deleted
+        result.messages_skipped = len(record.messages)
+        return result
+    if record.private_ids:
+        _make_private(session, tenant_id, record)
+    messages, result.erased_before = _storable(session, tenant_id, record)
+    result.messages_skipped = len(record.messages) - len(messages)
+    if not messages:  # e.g. a thread with only bot output: no empty conversations
         return result
     conversation = _find_conversation(session, tenant_id, record.source, record.external_id)
+    if conversation is not None and conversation.customer_id is None and record.requester:
+        conversation.customer_id = _customer_id(session, tenant_id, record)
+        session.add(conversation)
     if conversation is None:
         try:
             with session.begin_nested():
                 conversation, _ = start_conversation(
                     session=session,
                     tenant_id=tenant_id,
+                    customer_id=_customer_id(session, tenant_id, record),
                     channel=record.channel,
                     source=record.source,
                     external_id=record.external_id,
@@ -70,10 +207,8 @@ def ingest_conversation(
         except IntegrityError:  # a concurrent delivery created it first
             conversation = _find_conversation(session, tenant_id, record.source, record.external_id)
             assert conversation is not None
-    known = _known_message_ids(
-        session, tenant_id, record.source, [m.external_id for m in record.messages]
-    )
-    for message in sorted(record.messages, key=lambda m: (m.sent_at, m.external_id)):
+    known = _known_message_ids(session, tenant_id, record.source, [m.external_id for m in messages])
+    for message in sorted(messages, key=lambda m: (m.sent_at, m.external_id)):
         if message.external_id in known:
             result.messages_skipped += 1
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from connectors.errors import RecordError
 from core.models.enums import ROLE_ALIASES, Role
@@ -41,6 +42,16 @@ class InboundMessage:
     author: str | None = None
 
 
+@dataclass(frozen=True)
+class Requester:
+    """The person a CRM conversation is with, as the provider knows them: linked to one of our
+    customers, so erasure by email or provider id reaches conversations that came from a CRM."""
+
+    external_id: str | None = None  # the provider's id of the person
+    email: str | None = None
+    name: str | None = None
+
+
 @dataclass
 class InboundConversation:
     source: str
@@ -48,6 +59,40 @@ class InboundConversation:
     channel: str = "chat"
     subject: str = ""
     messages: list[InboundMessage] = field(default_factory=list)
+    requester: Requester | None = None
+    # What the provider says was removed: these message ids (redacted parts, deleted comments),
+    # or the whole conversation. Ingestion erases our copies and keeps tombstones.
+    redacted_ids: list[str] = field(default_factory=list)
+    deleted: bool = False
+    # Messages the provider turned into internal notes after the fact (Zendesk "made private").
+    private_ids: list[str] = field(default_factory=list)
+
+
+def require_id(value: object, what: str) -> str:
+    """A provider id as text; None, empty, booleans and containers are refused by name, since a
+    missing id turned into "None" would make unrelated events collide."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError(f"{what} is missing or not an id (got {type(value).__name__})")
+    text = str(value).strip()
+    if not text:
+        raise RecordError(f"{what} is empty")
+    return text
+
+
+def as_object(value: object, what: str) -> dict[str, Any]:
+    """A JSON object where the provider promises one; anything else is a RecordError."""
+    if not isinstance(value, dict):
+        raise RecordError(f"{what} is not an object (got {type(value).__name__})")
+    return value
+
+
+def as_list(value: object, what: str) -> list[Any]:
+    """A JSON array where the provider promises one (absent means empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RecordError(f"{what} is not a list (got {type(value).__name__})")
+    return value
 
 
 def content_id(*parts: object) -> str:

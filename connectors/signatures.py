@@ -3,7 +3,9 @@
 Every verifier works on the raw body bytes as received (never re-serialised JSON), compares in
 constant time, accepts any of several secrets (rotation), and enforces a timestamp tolerance
 where the scheme carries a timestamp. Each returns None when the delivery is authentic and
-raises SignatureError with the reason otherwise.
+raises SignatureError with the reason otherwise. The signature is checked before the timestamp
+is read: a correctly signed delivery whose timestamp is not a timestamp at all is malformed
+(RecordError, answered 400 and kept), not forged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from connectors.errors import SignatureError
+from connectors.errors import RecordError, SignatureError
 
 DEFAULT_TOLERANCE_S = 300
 
@@ -56,14 +58,14 @@ def verify_zendesk(
     """base64(HMAC-SHA256(secret, timestamp + body)); the timestamp is ISO-8601."""
     signature = _require(signature, "X-Zendesk-Webhook-Signature")
     timestamp = _require(timestamp, "X-Zendesk-Webhook-Signature-Timestamp")
-    try:
-        sent_at = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise SignatureError(f"bad timestamp {timestamp!r}") from None
-    _check_age(sent_at, tolerance_s, now)
     expected = [base64.b64encode(_hmac(s, timestamp.encode() + raw)).decode() for s in secrets]
     if not _any_matches(expected, signature):
         raise SignatureError("signature does not match")
+    try:
+        sent_at = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise RecordError(f"signed timestamp {timestamp!r} is not ISO-8601") from None
+    _check_age(sent_at, tolerance_s, now)
 
 
 def verify_hubspot_v3(
@@ -80,13 +82,13 @@ def verify_hubspot_v3(
     """base64(HMAC-SHA256(client secret, METHOD + URI + body + timestamp_ms))."""
     signature = _require(signature, "X-HubSpot-Signature-v3")
     timestamp_ms = _require(timestamp_ms, "X-HubSpot-Request-Timestamp")
-    if not (timestamp_ms.isascii() and timestamp_ms.isdigit()):  # not "²"
-        raise SignatureError(f"bad timestamp {timestamp_ms!r}")
-    _check_age(int(timestamp_ms) / 1000, tolerance_s, now)
     message = method.encode() + uri.encode() + raw + timestamp_ms.encode()
     expected = [base64.b64encode(_hmac(s, message)).decode() for s in secrets]
     if not _any_matches(expected, signature):
         raise SignatureError("signature does not match")
+    if not (timestamp_ms.isascii() and timestamp_ms.isdigit()):  # not "²"
+        raise RecordError(f"signed timestamp {timestamp_ms!r} is not epoch milliseconds")
+    _check_age(int(timestamp_ms) / 1000, tolerance_s, now)
 
 
 def verify_intercom(raw: bytes, header: str | None, secrets: Sequence[str]) -> None:
@@ -104,7 +106,8 @@ def verify_intercom(raw: bytes, header: str | None, secrets: Sequence[str]) -> N
 def check_signed_time(raw: bytes, field: str, tolerance_s: int, now: float | None) -> None:
     """Our own freshness window for a scheme whose signature carries no timestamp but whose
     signed body does (Intercom's `created_at`): a captured delivery cannot be replayed later.
-    A body that is not a JSON object is left to the parser, which answers 400."""
+    A body that is not a JSON object is left to the parser, which answers 400; a signed body
+    whose time is missing or not a number is malformed (400), not forged."""
     try:
         payload = json.loads(raw)
     except ValueError:
@@ -113,7 +116,7 @@ def check_signed_time(raw: bytes, field: str, tolerance_s: int, now: float | Non
         return
     sent_at = payload.get(field)
     if not isinstance(sent_at, int | float) or isinstance(sent_at, bool):
-        raise SignatureError(f"the signed body carries no numeric {field!r} to check freshness")
+        raise RecordError(f"the signed body carries no numeric {field!r} to check freshness")
     _check_age(float(sent_at), tolerance_s, now)
 
 
@@ -129,12 +132,12 @@ def verify_chatwoot(
     """sha256=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))."""
     header = _require(header, "X-Chatwoot-Signature")
     timestamp = _require(timestamp, "X-Chatwoot-Timestamp")
-    if not (timestamp.isascii() and timestamp.isdigit()):  # not "²"
-        raise SignatureError(f"bad timestamp {timestamp!r}")
-    _check_age(int(timestamp), tolerance_s, now)
     expected = ["sha256=" + _hmac(s, timestamp.encode() + b"." + raw).hex() for s in secrets]
     if not _any_matches(expected, header):
         raise SignatureError("signature does not match")
+    if not (timestamp.isascii() and timestamp.isdigit()):  # not "²"
+        raise RecordError(f"signed timestamp {timestamp!r} is not epoch seconds")
+    _check_age(int(timestamp), tolerance_s, now)
 
 
 def verify_shared_token(given: str | None, secrets: Sequence[str], *, header: str) -> None:

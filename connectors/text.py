@@ -41,3 +41,37 @@ def clean_body(*, text: str | None = None, html: str | None = None, email: bool 
         body = newest_reply(body)
     body = "\n".join(line.rstrip() for line in body.replace("\r\n", "\n").split("\n"))
     return _BLANK_RUNS.sub("\n\n", body).strip()
+
+
+# What providers (and their users' mail clients) leave where a message was deleted or redacted.
+# Such a stub is never stored as a message: it teaches the model nothing and marks an erasure.
+_PLACEHOLDERS = {
+    "this message was deleted",
+    "this message has been deleted",
+    "message deleted",
+    "this message was removed",
+    "this message has been removed",
+    "this message was redacted",
+    "this message has been redacted",
+    "message redacted",
+    "[redacted]",
+    "[deleted]",
+    "this comment was redacted",
+    "this comment has been redacted",
+    "this content has been redacted",
+}
+_STUB_MARKS = re.compile(r"[\s.!*_()\[\]]+")
+_REDACTION_BLOCKS = re.compile(r"^[\s▇█■*x]+$", re.IGNORECASE)
+_NORMALIZED = {_STUB_MARKS.sub(" ", p).strip() for p in _PLACEHOLDERS if p[0] != "["}
+
+
+def is_placeholder(text: str) -> bool:
+    """A deletion stub ("This message was deleted") or text that is nothing but redaction marks
+    (Zendesk redacts with ▇ characters)."""
+    normalized = _STUB_MARKS.sub(" ", text.lower()).strip()
+    bare = text.strip().lower()
+    return (
+        normalized in _NORMALIZED
+        or bare in _PLACEHOLDERS
+        or bool(text.strip() and _REDACTION_BLOCKS.match(text) and any(c in text for c in "▇█■"))
+    )

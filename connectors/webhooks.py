@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -27,22 +28,43 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from connectors.chatwoot.webhook import ChatwootWebhook
-from connectors.errors import ProviderAPIError, RecordError, SignatureError
+from connectors.errors import (
+    ConnectorError,
+    ProviderAPIError,
+    ProviderGoneError,
+    RecordError,
+    SignatureError,
+)
 from connectors.freshdesk.webhook import FreshdeskWebhook
 from connectors.hubspot.webhook import HubSpotWebhook
-from connectors.ingest import ingest_conversation
+from connectors.ingest import IngestResult, ingest_conversation
 from connectors.intercom.webhook import IntercomWebhook
+from connectors.records import InboundConversation
 from connectors.salesforce.webhook import SalesforceWebhook
 from connectors.webhook_spec import Delivery, WebhookProvider, parse_object
 from connectors.zendesk.webhook import ZendeskWebhook
 from core.crud.tenants import get_tenant_by_slug
 from core.db import read_scope, session_scope
+from core.erasure import record_files, scrub_training_files
 from core.group_commit import GroupCommit, Write
 from core.models import Tenant, WebhookEvent, WebhookEventStatus, utcnow
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# What a mapper raises on a body of the wrong shape; turned into RecordError (400, kept dead) so
+# that no correctly signed but odd body is ever answered 500.
+MAPPER_FAULTS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+
+
+def mapped(call: Callable[[], T], what: str) -> T:
+    """Run a provider's mapping step; any fault of shape becomes a RecordError that names it."""
+    try:
+        return call()
+    except ConnectorError:
+        raise
+    except MAPPER_FAULTS as exc:
+        raise RecordError(f"{what}: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -95,21 +117,15 @@ def receive(
     except SignatureError as exc:
         log.warning("webhook refused (%s): %s", context, exc)
         return Outcome(401, {"detail": f"signature rejected: {exc}"})
+    except RecordError as exc:  # authentic, but a signed field has the wrong type
+        return _malformed(store, tenant.id, delivery, exc)
 
     try:
-        items = provider.events(delivery.raw)
+        items = mapped(lambda: provider.events(delivery.raw), "delivery")
+        if not items:
+            raise RecordError("the delivery carries no events")
     except RecordError as exc:
-        store.once(
-            _event(
-                tenant.id,
-                delivery.provider,
-                delivery.raw,
-                status=WebhookEventStatus.DEAD,
-                error=f"malformed: {exc}",
-            ),
-        )
-        log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
-        return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
+        return _malformed(store, tenant.id, delivery, exc)
     outcomes = [
         _receive_event(store, settings, provider, tenant.id, delivery, payload, body)
         for payload, body in items
@@ -123,6 +139,26 @@ def receive(
         return outcomes[0]
     worst = max(outcome.status_code for outcome in outcomes)  # 400 > 202 > 200
     return Outcome(worst, {"status": "batch", "events": [outcome.body for outcome in outcomes]})
+
+
+def _malformed(store: _Store, tenant_id: int, delivery: Delivery, exc: RecordError) -> Outcome:
+    """An authentic delivery we cannot understand: kept as a dead event with the reason."""
+    store.once(
+        _event(
+            tenant_id,
+            delivery.provider,
+            delivery.raw,
+            status=WebhookEventStatus.DEAD,
+            error=f"malformed: {exc}",
+        ),
+    )
+    log.warning(
+        "malformed webhook kept as dead event (tenant=%s provider=%s): %s",
+        delivery.tenant_slug,
+        delivery.provider,
+        exc,
+    )
+    return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
 
 
 def _event(
@@ -196,35 +232,69 @@ def _receive_event(
     context = f"tenant={delivery.tenant_slug} provider={delivery.provider}"
     event = _event(tenant_id, delivery.provider, body)
     try:
-        event.event_id = provider.event_id(payload, delivery, body)
+        event.event_id = mapped(lambda: provider.event_id(payload, delivery, body), "event id")
         if store.already_received(event):
             return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
-        record = provider.record(payload, delivery.tenant_slug, settings)
+        record = mapped(lambda: provider.record(payload, delivery.tenant_slug, settings), "event")
     except RecordError as exc:
         event.status, event.last_error = WebhookEventStatus.DEAD, f"malformed: {exc}"
         store.once(event)
         log.warning("malformed webhook kept as dead event (%s): %s", context, exc)
         return Outcome(400, {"detail": f"malformed {delivery.provider} event: {exc}"})
+    except ProviderGoneError as exc:  # permanent: no point retrying for hours
+        event.status, event.last_error = WebhookEventStatus.DEAD, str(exc)
+        store.once(event)
+        log.warning("webhook dead at once (%s event=%s): %s", context, event.event_id, exc)
+        return Outcome(200, {"status": "dead", "event_id": event.event_id, "reason": str(exc)})
     except ProviderAPIError as exc:
         _schedule_retry(event, str(exc), settings)
         store.once(event)
         log.warning("webhook queued for retry (%s event=%s): %s", context, event.event_id, exc)
         return Outcome(202, {"status": "queued", "event_id": event.event_id})
+    origin = f"{delivery.provider} webhook event {event.event_id}"
 
-    def ingest(session: Session) -> None:
-        if record is not None:
-            ingest_conversation(session=session, tenant_id=tenant_id, record=record)
+    def ingest(session: Session) -> IngestResult | None:
         event.id = None  # a group commit may run this twice (after a rolled-back batch)
         event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
+        result = _ingest(session, event, record, origin)
         session.add(event)
         # The unique key: a concurrent duplicate fails here, and its messages go with it.
         session.flush()
+        return result
 
     try:
-        store.write(ingest)
+        result = store.write(ingest)
     except IntegrityError:
         return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
+    _scrub_files(store, settings, delivery.tenant_slug, result)
     return Outcome(200, {"status": "processed", "event_id": event.event_id})
+
+
+def _ingest(
+    session: Session, event: WebhookEvent, record: InboundConversation | None, origin: str
+) -> IngestResult | None:
+    """Ingest the event's record; an event that erased something, or that is about something
+    erased before, keeps no body (it may carry the very text that was erased)."""
+    if record is None:
+        return None
+    event.conversation_ref = record.external_id[:200]
+    result = ingest_conversation(
+        session=session, tenant_id=event.tenant_id, record=record, origin=origin
+    )
+    if result.erased is not None or result.erased_before:
+        event.body, event.status = "", WebhookEventStatus.ERASED
+    return result
+
+
+def _scrub_files(
+    store: _Store, settings: Settings, tenant_slug: str, result: IngestResult | None
+) -> None:
+    """After the commit: the erased messages leave the training files too."""
+    if result is None or result.erased is None:
+        return
+    erased = result.erased
+    if scrub_training_files(settings.training_dir(tenant_slug), erased):
+        store.write(lambda session: record_files(session, erased))
 
 
 def _schedule_retry(
@@ -252,23 +322,33 @@ def _process_stored(db: DbEngine, settings: Settings, event_pk: int, *, now: dat
         return False
     try:
         provider = PROVIDERS[event.provider]
-        record = provider.record(parse_object(event.body.encode()), tenant.slug, settings)
+        record = mapped(
+            lambda: provider.record(parse_object(event.body.encode()), tenant.slug, settings),
+            "event",
+        )
     except (RecordError, ProviderAPIError) as exc:
         event.attempts += 1
         if isinstance(exc, RecordError):
             event.status, event.last_error = WebhookEventStatus.DEAD, f"malformed: {exc}"
+        elif isinstance(exc, ProviderGoneError):
+            event.status, event.last_error = WebhookEventStatus.DEAD, str(exc)
+            event.next_attempt_at = None
         else:
             _schedule_retry(event, str(exc), settings, now)
         with session_scope(db) as session:
             session.merge(event)
         return False
-    with session_scope(db) as session:
-        if record is not None:
-            ingest_conversation(session=session, tenant_id=tenant.id, record=record)
+    store = _Store(db, None)
+
+    def ingest(session: Session) -> IngestResult | None:
         event.attempts += 1
         event.status, event.processed_at = WebhookEventStatus.PROCESSED, utcnow()
         event.last_error, event.next_attempt_at = None, None
+        result = _ingest(session, event, record, f"{event.provider} replay of {event.event_id}")
         session.merge(event)
+        return result
+
+    _scrub_files(store, settings, tenant.slug, store.write(ingest))
     return True
 
 

@@ -377,6 +377,10 @@ class Settings(BaseSettings):
             )
         return self
 
+    def training_dir(self, tenant_slug: str) -> Path:
+        """Where a tenant's training files live (the nightly run writes, erasure scrubs)."""
+        return self.var_dir / "finetune" / tenant_slug
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'supportloop.db'}"

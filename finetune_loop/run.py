@@ -15,6 +15,8 @@ import logging
 
 from sqlalchemy.engine import Engine as DbEngine
 
+from core.crud.adapters import active_adapter
+from core.db import read_scope
 from core.models import TrainingRunStatus
 from core.settings import Settings
 from finetune_loop import steps
@@ -46,6 +48,11 @@ def run_once(
     """`force`: train however few new examples there are. `full`: all history, not just the
     window since the last run (a retrain after an erasure)."""
     tenant_id = tenant_id_of(db, tenant_slug)
+    if _serving_tainted(db, tenant_id) and not full:
+        # A provider redacted or deleted something this version learnt from: the night
+        # retrains on everything that is left, however little is new.
+        log.info("tenant=%s serves a tainted version: full retrain", tenant_slug)
+        force = full = True
     with tenant_lock(settings, tenant_slug):
         run = claim_run(
             db=db, settings=settings, tenant_slug=tenant_slug, tenant_id=tenant_id, full=full
@@ -56,6 +63,12 @@ def run_once(
             log.exception("fine-tuning failed (%s)", run.context)
             run.finish(TrainingRunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
+
+
+def _serving_tainted(db: DbEngine, tenant_id: int) -> bool:
+    with read_scope(db) as session:
+        active = active_adapter(session=session, tenant_id=tenant_id)
+        return active is not None and active.tainted
 
 
 def recipe(

@@ -49,7 +49,7 @@ class RunOutcome:
 
 
 def tenant_dir(settings: Settings, slug: str) -> Path:
-    return settings.var_dir / "finetune" / slug
+    return settings.training_dir(slug)
 
 
 @contextmanager

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.errors import RecordError
-from connectors.records import InboundConversation, InboundMessage, parse_timestamp
+from connectors.records import (
+    InboundConversation,
+    InboundMessage,
+    Requester,
+    as_object,
+    parse_timestamp,
+    require_id,
+)
 from connectors.text import clean_body
 from core.models import Role
 
@@ -37,14 +44,21 @@ def map_event(
     payload: dict[str, Any], delivery_id: str | None
 ) -> tuple[str, InboundConversation | None]:
     try:
-        account = payload["account"]["id"]
-        message_id = payload["id"]
+        account = require_id(as_object(payload.get("account"), "account").get("id"), "account.id")
+        message_id = require_id(payload.get("id"), "message id")
         event_id = delivery_id or f"{payload['event']}:{account}:{message_id}"
         if payload.get("event") not in MESSAGE_EVENTS:
             return event_id, None
         conversation = payload["conversation"]
     except (KeyError, TypeError) as exc:
         raise RecordError(f"not a Chatwoot message event: missing {exc}") from None
+    if payload.get("event") == "message_updated" and _deleted(payload):
+        # Chatwoot keeps a deleted message as "This message was deleted" with a flag.
+        return event_id, InboundConversation(
+            source=SOURCE,
+            external_id=f"{account}:{conversation['id']}",
+            redacted_ids=[f"{account}:{message_id}"],
+        )
     role = _role(payload)
     text = clean_body(text=str(payload.get("content") or ""))
     if role is None or not text:
@@ -62,7 +76,25 @@ def map_event(
         external_id=f"{account}:{conversation['id']}",
         channel="chat",
         messages=[message],
+        requester=_requester(conversation, payload),
     )
+
+
+def _deleted(item: dict[str, Any]) -> bool:
+    attributes = item.get("content_attributes")
+    return isinstance(attributes, dict) and bool(attributes.get("deleted"))
+
+
+def _requester(conversation: dict[str, Any], payload: dict[str, Any]) -> Requester | None:
+    """The contact the conversation is with: the conversation's meta sender, or the sender of
+    an incoming message."""
+    meta = conversation.get("meta")
+    contact = meta.get("sender") if isinstance(meta, dict) else None
+    if not isinstance(contact, dict) and payload.get("message_type") == "incoming":
+        contact = payload.get("sender")
+    if not isinstance(contact, dict) or not contact.get("id"):
+        return None
+    return Requester(str(contact["id"]), contact.get("email"), contact.get("name"))
 
 
 def conversation(
@@ -71,9 +103,15 @@ def conversation(
     """A conversation and its messages from the REST API (backfill), with the webhook's ids."""
     try:
         record = InboundConversation(
-            source=SOURCE, external_id=f"{account}:{data['id']}", channel="chat"
+            source=SOURCE,
+            external_id=f"{account}:{data['id']}",
+            channel="chat",
+            requester=_requester(data, {}),
         )
         for item in messages:
+            if _deleted(item):
+                record.redacted_ids.append(f"{account}:{item['id']}")
+                continue
             role = _role(item)
             sender = item.get("sender") or {}
             text = clean_body(text=str(item.get("content") or ""))

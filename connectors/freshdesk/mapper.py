@@ -11,7 +11,13 @@ import hashlib
 from typing import Any
 
 from connectors.errors import RecordError
-from connectors.records import InboundConversation, InboundMessage, parse_timestamp
+from connectors.records import (
+    InboundConversation,
+    InboundMessage,
+    Requester,
+    parse_timestamp,
+    require_id,
+)
 from connectors.text import clean_body
 from core.models import Role
 
@@ -33,6 +39,10 @@ def ticket(
     data: dict[str, Any], conversations: list[dict[str, Any]], own: frozenset[str] = frozenset()
 ) -> InboundConversation:
     """`own`: user ids our integration replies as; their conversations are never ingested."""
+    if data.get("deleted") is True:  # in the trash: the business removed it
+        return InboundConversation(
+            source=SOURCE, external_id=require_id(data.get("id"), "ticket id"), deleted=True
+        )
     try:
         ticket_id = str(data["id"])
         email = data.get("source") in EMAIL_SOURCES
@@ -74,4 +84,16 @@ def ticket(
         channel="email" if email else "chat",
         subject=str(data.get("subject") or ""),
         messages=messages,
+        requester=_requester(data),
+    )
+
+
+def _requester(data: dict[str, Any]) -> Requester | None:
+    found = data.get("requester")
+    person: dict[str, Any] = found if isinstance(found, dict) else {}
+    requester_id = data.get("requester_id") or person.get("id")
+    if not requester_id and not person.get("email"):
+        return None
+    return Requester(
+        str(requester_id) if requester_id else None, person.get("email"), person.get("name")
     )

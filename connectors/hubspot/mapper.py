@@ -5,25 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.errors import RecordError
-from connectors.records import InboundConversation, InboundMessage, parse_timestamp
+from connectors.records import (
+    InboundConversation,
+    InboundMessage,
+    Requester,
+    parse_timestamp,
+    require_id,
+)
 from connectors.text import clean_body
 from core.models import Role
 
 SOURCE = "hubspot"
 NEW_MESSAGE = "conversation.newMessage"
+# A thread deleted (moved to trash, then gone) or erased for a GDPR request: both remove it.
+DELETIONS = {"conversation.deletion", "conversation.privacyDeletion"}
 # Actor id prefixes: V- visitor/contact, A- HubSpot user (agent), B- bot, I- integration, S- system.
 AGENT_PREFIX = "A-"
 
 
 def event_key(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """(delivery id, thread id, message id); ids are None for events that carry no message."""
-    try:
-        event_id = f"{event['subscriptionId']}:{event['eventId']}"
-        if event.get("subscriptionType") != NEW_MESSAGE:
-            return event_id, None, None
-        return event_id, str(event["objectId"]), str(event["messageId"])
-    except (KeyError, TypeError) as exc:
-        raise RecordError(f"not a HubSpot webhook event: missing {exc}") from None
+    subscription = require_id(event.get("subscriptionId"), "subscriptionId")
+    event_id = f"{subscription}:{require_id(event.get('eventId'), 'eventId')}"
+    if event.get("subscriptionType") != NEW_MESSAGE:
+        return event_id, None, None
+    return (
+        event_id,
+        require_id(event.get("objectId"), "objectId"),
+        require_id(event.get("messageId"), "messageId"),
+    )
+
+
+def deletion(event: dict[str, Any]) -> InboundConversation | None:
+    if event.get("subscriptionType") not in DELETIONS:
+        return None
+    thread_id = require_id(event.get("objectId"), "objectId")
+    return InboundConversation(source=SOURCE, external_id=thread_id, deleted=True)
 
 
 def message(thread_id: str, data: dict[str, Any]) -> InboundConversation | None:
@@ -50,6 +67,11 @@ def message(thread_id: str, data: dict[str, Any]) -> InboundConversation | None:
     if not text:
         return None
     senders = data.get("senders") or [{}]
+    requester = None
+    if role == Role.CUSTOMER and isinstance(senders[0], dict) and senders[0].get("actorId"):
+        identifier = senders[0].get("deliveryIdentifier") or {}
+        email = identifier.get("value") if identifier.get("type") == "HS_EMAIL_ADDRESS" else None
+        requester = Requester(str(senders[0]["actorId"]), email, senders[0].get("name"))
     return InboundConversation(
         source=SOURCE,
         external_id=thread_id,
@@ -65,6 +87,7 @@ def message(thread_id: str, data: dict[str, Any]) -> InboundConversation | None:
                 author=senders[0].get("name"),
             )
         ],
+        requester=requester,
     )
 
 
@@ -79,6 +102,7 @@ def thread(
         if mapped is None:
             continue
         record.messages.extend(mapped.messages)
+        record.requester = record.requester or mapped.requester
         record.channel = mapped.channel
         record.subject = record.subject or mapped.subject
     return record

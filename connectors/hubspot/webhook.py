@@ -45,6 +45,9 @@ class HubSpotWebhook:
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:
+        removal = mapper.deletion(payload)
+        if removal is not None:
+            return removal
         _, thread_id, message_id = mapper.event_key(payload)
         if thread_id is None or message_id is None:
             return None

@@ -20,7 +20,8 @@ def page(api: dict[str, str], cursor: str | None, start_time: int, own: frozense
         mapper.conversation(
             fetch_conversation(
                 api_base=api["api_base"], token=api["token"], conversation_id=str(c["id"])
-            )
+            ),
+            own,
         )
         for c in found
     ]

@@ -21,6 +21,17 @@ def fetch_conversation(*, api_base: str, token: str, conversation_id: str) -> di
     )
 
 
+def fetch_ticket(*, api_base: str, token: str, ticket_id: str) -> dict[str, Any]:
+    return get_json(
+        f"{api_base.rstrip('/')}/tickets/{ticket_id}",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Intercom-Version": API_VERSION,
+            "Accept": "application/json",
+        },
+    )
+
+
 def search_conversations(
     *, api_base: str, token: str, updated_after: int, starting_after: str | None
 ) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.intercom import mapper
-from connectors.intercom.client import fetch_conversation
+from connectors.intercom.client import fetch_conversation, fetch_ticket
 from connectors.records import InboundConversation
 from connectors.signatures import check_signed_time, verify_intercom
-from connectors.webhook_spec import Delivery, credentials, single_event
+from connectors.webhook_spec import Delivery, credentials, own_authors, single_event
 from core.settings import Settings
 
 
@@ -34,11 +34,21 @@ class IntercomWebhook:
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:
-        _, conversation_id = mapper.notification(payload)
-        if conversation_id is None:
-            return None
+        removal = mapper.deletion(payload)
+        if removal is not None:
+            return removal
+        _, item_type, item_id = mapper.notification(payload)
+        topic = str(payload.get("topic", ""))
+        if item_id is None or not topic.startswith(("conversation.", "ticket.")):
+            return None  # ping, contact and company topics: nothing a person wrote to us
         api = credentials(settings, tenant_slug, self.name)
+        own = own_authors(settings, tenant_slug, self.name)
+        if item_type == "ticket":
+            data = fetch_ticket(api_base=api["api_base"], token=api["token"], ticket_id=item_id)
+            return mapper.ticket(data, own)
+        if item_type != "conversation":
+            return None
         data = fetch_conversation(
-            api_base=api["api_base"], token=api["token"], conversation_id=conversation_id
+            api_base=api["api_base"], token=api["token"], conversation_id=item_id
         )
-        return mapper.conversation(data)
+        return mapper.conversation(data, own)

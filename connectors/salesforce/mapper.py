@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.errors import RecordError
-from connectors.records import InboundConversation, InboundMessage, parse_timestamp
+from connectors.records import (
+    InboundConversation,
+    InboundMessage,
+    Requester,
+    parse_timestamp,
+    require_id,
+)
 from connectors.text import clean_body
 from core.models import Role
 
@@ -14,6 +20,11 @@ SOURCE = "salesforce"
 
 def case(data: dict[str, Any], own: frozenset[str] = frozenset()) -> InboundConversation:
     """`own`: user ids our integration writes comments as; those are never ingested."""
+    if data.get("IsDeleted") is True:  # queryAll shows deleted cases: erase our copy
+        return InboundConversation(
+            source=SOURCE, external_id=require_id(data.get("Id"), "Case Id"), deleted=True
+        )
+    redacted: list[str] = []
     try:
         case_id = str(data["Id"])
         messages = []
@@ -28,6 +39,9 @@ def case(data: dict[str, Any], own: frozenset[str] = frozenset()) -> InboundConv
                 )
             )
         for email in data.get("emails", []):
+            if email.get("IsDeleted") is True:
+                redacted.append(str(email["Id"]))
+                continue
             text = clean_body(text=email.get("TextBody"), html=email.get("HtmlBody"), email=True)
             if text:
                 role = Role.CUSTOMER if email.get("Incoming") else Role.AGENT
@@ -37,6 +51,9 @@ def case(data: dict[str, Any], own: frozenset[str] = frozenset()) -> InboundConv
                     )
                 )
         for comment in data.get("comments", []):
+            if comment.get("IsDeleted") is True:
+                redacted.append(str(comment["Id"]))
+                continue
             if str(comment.get("CreatedById")) in own:
                 continue
             text = clean_body(text=comment.get("CommentBody"))
@@ -58,4 +75,12 @@ def case(data: dict[str, Any], own: frozenset[str] = frozenset()) -> InboundConv
         channel=str(data.get("Origin") or "email").lower(),
         subject=str(data.get("Subject") or ""),
         messages=messages,
+        redacted_ids=redacted,
+        requester=Requester(
+            str(data["ContactId"]) if data.get("ContactId") else None,
+            data.get("SuppliedEmail") or data.get("ContactEmail"),
+            data.get("SuppliedName"),
+        )
+        if data.get("ContactId") or data.get("SuppliedEmail") or data.get("ContactEmail")
+        else None,
     )

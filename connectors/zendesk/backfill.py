@@ -13,6 +13,9 @@ def page(api: dict[str, str], cursor: str | None, start_time: int, own: frozense
     listing = client.ticket_page(cursor=cursor, start_time=start_time)
     records = []
     for ticket in listing.get("tickets", []):
+        if ticket.get("status") == "deleted":  # its comments are gone with it
+            records.append(map_ticket(ticket, [], {}, own))
+            continue
         comments, users = client.comments(str(ticket["id"]))
         records.append(map_ticket(ticket, comments, users, own))
     after = str(listing["after_cursor"]) if listing.get("after_cursor") else None

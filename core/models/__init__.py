@@ -25,6 +25,7 @@ from core.models.enums import (
     TrainingRunStatus,
     WebhookEventStatus,
 )
+from core.models.erasure import ErasureAudit, ErasureTombstone, TombstoneKind
 from core.models.knowledge import KnowledgeChunk, KnowledgeDocument
 from core.models.sync import SyncCursor
 from core.models.tenants import ApiKey, Tenant
@@ -45,6 +46,9 @@ __all__ = [
     "ApiKey",
     "BotMode",
     "Conversation",
+    "ErasureAudit",
+    "ErasureTombstone",
+    "TombstoneKind",
     "ConversationStatus",
     "Customer",
     "CustomerExternalId",

@@ -62,3 +62,4 @@ class WebhookEventStatus(StrEnum):
     PROCESSED = "processed"
     FAILED = "failed"  # will be retried
     DEAD = "dead"  # out of retries; `supportloop connectors replay` picks it up
+    ERASED = "erased"  # its body was wiped by an erasure; kept as the idempotency key only

@@ -91,24 +91,49 @@ def finetune_run(
 
 @privacy_app.command("forget")
 def privacy_forget(
-    customer: Annotated[int, typer.Option("--customer", help="The customer's id")],
     tenant: TenantOption,
+    customer: Annotated[
+        int | None, typer.Option("--customer", help="Our customer id (widget customers)")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Everyone with this email, from any source")
+    ] = None,
+    external_id: Annotated[
+        str | None,
+        typer.Option("--external-id", help="The person's id in a CRM: PROVIDER:ID"),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who asks, for the audit (default: OS user)")
+    ] = None,
 ) -> None:
-    """Delete a customer's conversations, taint every adapter trained on them, retrain
-    without them; tainted versions are retired once a clean one is active."""
-    from finetune_loop.privacy import forget_customer
+    """Delete a person's conversations (widget, CRM or imported) with every copy of them: raw
+    webhook bodies, training files, lineage; taint every adapter trained on them and retrain
+    without them. Tombstones keep replays and backfills from bringing them back."""
+    import getpass
+
+    from finetune_loop.privacy import ErasureRequest, forget
     from finetune_loop.run import RunLockedError
 
     configure_logging()
     settings = get_settings()
-    with failing_on(DomainError, RunLockedError, code=1):
-        report = forget_customer(
-            db=database(settings), settings=settings, tenant_slug=tenant, customer_id=customer
-        )
+    db = database(settings)
+    try:
+        with failing_on(DomainError, RunLockedError, code=1):
+            request = ErasureRequest(customer_id=customer, email=email, external_id=external_id)
+            report = forget(
+                db=db,
+                settings=settings,
+                tenant_slug=tenant,
+                request=request,
+                actor=f"cli:{by or getpass.getuser()}",
+            )
+    finally:
+        db.dispose()
     console.print(
-        f"deleted {report.conversations_deleted} conversations ({report.messages_deleted} "
-        f"messages); {report.training_files_rewritten} training files rewritten; tainted: "
-        f"{', '.join(report.tainted_versions) or 'none'}"
+        f"{report.customers} matching people; deleted {report.conversations_deleted} "
+        f"conversations ({report.messages_deleted} messages); {report.raw_bodies_wiped} raw "
+        f"webhook bodies wiped; {report.training_files_rewritten} training files rewritten; "
+        f"tainted: {', '.join(report.tainted_versions) or 'none'}"
     )
     if report.retrain is not None:
         console.print(f"retrain: {report.retrain.status} ({report.retrain.reason})")

@@ -22,6 +22,7 @@ def ticket(n: int) -> dict[str, Any]:
         "id": 5150 + n,
         "subject": f"Order problem {n}",
         "status": "open",
+        "requester_id": 1,
         "via": {"channel": "web"},
         "created_at": f"2025-01-0{n}T10:00:00Z",
         "updated_at": f"2025-01-0{n}T11:00:00Z",
@@ -59,7 +60,7 @@ def comments(n: int) -> list[dict[str, Any]]:
 
 
 USERS = [
-    {"id": 1, "name": "Dana Customer", "role": "end-user"},
+    {"id": 1, "name": "Dana Customer", "role": "end-user", "email": "dana@example.com"},
     {"id": 2, "name": "Sam Agent", "role": "agent"},
 ]
 

@@ -118,17 +118,29 @@ def test_a_notification_older_than_the_window_is_refused_like_a_replay(
     make_tenant(db)
     stale = notify(db, settings, age_s=settings.webhook_tolerance_s + 60)
     assert stale.status_code == 401 and "tolerance" in stale.body["detail"]
-    undated = {k: v for k, v in NOTIFICATION.items() if k != "created_at"}
-    raw = json.dumps(undated).encode()
+    assert notify(db, settings, age_s=60).status_code == 200  # a prompt retry is fine
+
+
+@pytest.mark.parametrize("created_at", [None, "1736346330", [1736346330], True])
+def test_a_signed_notification_whose_time_is_not_a_number_is_malformed_not_forged(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom], created_at: object
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    body = {k: v for k, v in NOTIFICATION.items() if k != "created_at"}
+    if created_at is not None:
+        body["created_at"] = created_at
+    raw = json.dumps(body).encode()
     signature = "sha1=" + hmac.new(SECRET.encode(), raw, hashlib.sha1).hexdigest()
     outcome = receive(
         db=db,
         settings=settings,
         delivery=Delivery("intercom", "acme", raw, {"x-hub-signature": signature}),
     )
-    assert outcome.status_code == 401 and "created_at" in outcome.body["detail"]
+    assert outcome.status_code == 400 and "created_at" in outcome.body["detail"]
+    dead = event(db)
+    assert dead.status == "dead" and "created_at" in (dead.last_error or "")
     assert transcript(db) == [] and fake.calls == 0
-    assert notify(db, settings, age_s=60).status_code == 200  # a prompt retry is fine
 
 
 def test_api_failures_are_retried_with_backoff_then_dead_lettered_then_replayed(
