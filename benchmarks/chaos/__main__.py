@@ -4,6 +4,7 @@ each writes var/bench/chaos-<name>.json and prints its report. `--quick` runs th
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI sizes")
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args()
+    # Each kill, step and window is logged as it happens, so a run cut short still tells.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     sizes = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.scenarios:
