@@ -43,6 +43,11 @@ class WebhookProvider(Protocol):
     def event_id(self, payload: dict[str, Any], delivery: Delivery, body: bytes) -> str:
         """The provider's delivery-level id (the idempotency key)."""
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        """The provider's id of the conversation the event is about, as ingestion stores it
+        (None when it has none), so an erasure can find the raw body even of an event that
+        was never processed. May raise on an odd body (the receiver treats that as None)."""
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

@@ -233,6 +233,7 @@ def _receive_event(
     event = _event(tenant_id, delivery.provider, body)
     try:
         event.event_id = mapped(lambda: provider.event_id(payload, delivery, body), "event id")
+        event.conversation_ref = _conversation_ref(provider, payload)
         if store.already_received(event):
             return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
         record = mapped(lambda: provider.record(payload, delivery.tenant_slug, settings), "event")
@@ -268,6 +269,14 @@ def _receive_event(
         return Outcome(200, {"status": "duplicate", "event_id": event.event_id})
     _scrub_files(store, settings, delivery.tenant_slug, result)
     return Outcome(200, {"status": "processed", "event_id": event.event_id})
+
+
+def _conversation_ref(provider: WebhookProvider, payload: dict[str, Any]) -> str | None:
+    try:
+        ref = mapped(lambda: provider.conversation_ref(payload), "conversation")
+    except RecordError:
+        return None
+    return ref[:200] if ref else None
 
 
 def _ingest(

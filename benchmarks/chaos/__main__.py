@@ -4,8 +4,8 @@ each writes var/bench/chaos-<name>.json and prints its report. `--quick` runs th
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     # Each kill, step and window is logged as it happens, so a run cut short still tells.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     sizes = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.scenarios:

@@ -35,6 +35,9 @@ class ChatwootWebhook:
         # X-Chatwoot-Delivery is stable across Chatwoot's own retries.
         return map_event(payload, delivery.headers.get("x-chatwoot-delivery"))[0]
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        return f"{payload['account']['id']}:{payload['conversation']['id']}"
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

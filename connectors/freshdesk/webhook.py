@@ -32,6 +32,9 @@ class FreshdeskWebhook:
     def event_id(self, payload: dict[str, Any], delivery: Delivery, body: bytes) -> str:
         return mapper.ticket_ref(payload, body)[0]
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        return mapper.ticket_ref(payload, b"")[1]
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

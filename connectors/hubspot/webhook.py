@@ -42,6 +42,9 @@ class HubSpotWebhook:
     def event_id(self, payload: dict[str, Any], delivery: Delivery, body: bytes) -> str:
         return mapper.event_key(payload)[0]
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        return str(payload["objectId"]) if payload.get("objectId") is not None else None
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

@@ -31,6 +31,12 @@ class IntercomWebhook:
     def event_id(self, payload: dict[str, Any], delivery: Delivery, body: bytes) -> str:
         return mapper.notification(payload)[0]
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        _, item_type, item_id = mapper.notification(payload)
+        if item_type == "ticket" and item_id is not None:
+            return f"{mapper.TICKET_PREFIX}{item_id}"
+        return item_id if item_type == "conversation" else None
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

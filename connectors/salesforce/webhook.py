@@ -49,6 +49,9 @@ class SalesforceWebhook:
     def event_id(self, payload: dict[str, Any], delivery: Delivery, body: bytes) -> str:
         return str(payload["notification_id"])
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        return str(payload["record_id"]) if payload.get("object_type") == "Case" else None
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

@@ -34,6 +34,9 @@ class ZendeskWebhook:
     def event_id(self, payload: dict[str, Any], delivery: Delivery, body: bytes) -> str:
         return map_event(payload)[0]
 
+    def conversation_ref(self, payload: dict[str, Any]) -> str | None:
+        return str(payload["detail"]["id"])
+
     def record(
         self, payload: dict[str, Any], tenant_slug: str, settings: Settings
     ) -> InboundConversation | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -92,6 +93,10 @@ class FakeIntercom:
         self.up = True
         self.calls = 0
         self.searches: list[dict[str, Any]] = []
+        # Tests edit these (redact a part, delete a conversation) as an admin would in Intercom.
+        self.conversations = {
+            c["id"]: copy.deepcopy(c) for c in (CONVERSATION, second_conversation())
+        }
         self.app = FastAPI()
 
         @self.app.get("/conversations/{conversation_id}")
@@ -105,10 +110,9 @@ class FakeIntercom:
                 raise HTTPException(503, "maintenance")
             if authorization != f"Bearer {TOKEN}" or not intercom_version:
                 raise HTTPException(401, "unauthorized")
-            found = {c["id"]: c for c in (CONVERSATION, second_conversation())}
-            if conversation_id not in found:
+            if conversation_id not in self.conversations:
                 raise HTTPException(404, "not found")
-            return found[conversation_id]
+            return self.conversations[conversation_id]
 
         @self.app.post("/conversations/search")
         def search(body: dict[str, Any], authorization: str = Header("")) -> dict[str, Any]:
@@ -116,7 +120,7 @@ class FakeIntercom:
                 raise HTTPException(401, "unauthorized")
             self.searches.append(body)
             after = body["query"]["value"]
-            matching = [c for c in (CONVERSATION, second_conversation()) if c["updated_at"] > after]
+            matching = [c for c in self.conversations.values() if c["updated_at"] > after]
             start = 1 if body["pagination"].get("starting_after") == "page-2" else 0
             page = matching[start : start + 1]
             more = start + 1 < len(matching)

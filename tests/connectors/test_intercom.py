@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from connectors.webhooks import Delivery, receive, replay, retry_due
 from core.db import session_scope
-from core.models import Message, Role, WebhookEvent, utcnow
+from core.models import Conversation, Message, Role, WebhookEvent, utcnow
 from core.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.connectors.fake_intercom import TOKEN, FakeIntercom, running_fake_intercom
@@ -199,3 +199,82 @@ def test_backfill_pages_through_search_and_later_runs_start_from_the_high_water_
     # only what changed since the newest update seen, less the overlap window
     assert fake.searches[-1]["query"]["value"] == 1736350000 - OVERLAP_S
     assert len(transcript(db)) == 8
+
+
+def test_redaction_and_deletion_in_intercom_reach_every_copy_and_stay_erased(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    assert notify(db, settings).status_code == 200
+    assert ("customer", "Still broken after the update.", False) in transcript(db)
+    fake.up = False  # a later notification waits for its retry with its raw body
+    queued = {**NOTIFICATION, "id": "notif_queued"}
+    assert notify(db, settings, queued).status_code == 202
+    fake.up = True
+
+    parts = fake.conversations["215472580981234"]["conversation_parts"]["conversation_parts"]
+    parts[-1].update(body="", redacted=True)
+    redaction = {
+        **NOTIFICATION,
+        "id": "notif_redact",
+        "topic": "conversation_part.redacted",
+        "data": {
+            "type": "notification_event_data",
+            "item": {
+                "type": "conversation",
+                "id": "215472580981234",
+                "conversation_parts": {
+                    "type": "conversation_part.list",
+                    "conversation_parts": [{"type": "conversation_part", "id": "28463517"}],
+                },
+            },
+        },
+    }
+    assert notify(db, settings, redaction).status_code == 200
+    assert all("Still broken" not in text for _, text, _ in transcript(db))
+    assert ("agent", "Sorry about that! Which version are you on?", False) in transcript(db)
+    with session_scope(db) as session:
+        bodies = [e.body for e in session.exec(select(WebhookEvent)).all()]
+    assert all("Still broken" not in body for body in bodies)  # queued body wiped too
+
+    deletion = {
+        **NOTIFICATION,
+        "id": "notif_delete",
+        "topic": "conversation.deleted",
+        "data": {
+            "type": "notification_event_data",
+            "item": {"type": "conversation", "id": "215472580981234"},
+        },
+    }
+    assert notify(db, settings, deletion).status_code == 200
+    assert transcript(db) == []
+    # The deleted conversation stays deleted: a new notification, replays, a backfill.
+    assert notify(db, settings, {**NOTIFICATION, "id": "notif_after"}).status_code == 200
+    replay(db=db, settings=settings)
+    retry_due(db=db, settings=settings, now=utcnow() + timedelta(days=1))
+    from connectors.backfill import sync
+
+    sync(db=db, settings=settings, provider="intercom", tenant_slug="acme")
+    with session_scope(db) as session:  # (the other conversation syncs as usual)
+        kept = session.exec(select(Conversation.external_id)).all()
+    assert "215472580981234" not in kept and kept
+
+
+def test_a_conversation_the_api_says_is_gone_is_dead_at_once_not_retried(
+    db: DbEngine, settings_and_fake: tuple[Settings, FakeIntercom]
+) -> None:
+    settings, fake = settings_and_fake
+    make_tenant(db)
+    gone = {
+        **NOTIFICATION,
+        "data": {
+            "type": "notification_event_data",
+            "item": {"type": "conversation", "id": "999"},
+        },
+    }
+    outcome = notify(db, settings, gone)
+    assert outcome.status_code == 200 and outcome.body["status"] == "dead"
+    dead = event(db)
+    assert dead.status == "dead" and "404" in (dead.last_error or "")
+    assert dead.next_attempt_at is None and fake.calls == 1
