@@ -20,8 +20,9 @@ CHANGES = (("Case", "Id"), ("EmailMessage", "ParentId"), ("CaseComment", "Parent
 
 def _soql(index: int, since_iso: str) -> str:
     sobject, case_field = CHANGES[index]
+    deleted = ", IsDeleted" if sobject == "Case" else ""
     return (
-        f"SELECT {case_field}, SystemModstamp FROM {sobject} "
+        f"SELECT {case_field}, SystemModstamp{deleted} FROM {sobject} "
         f"WHERE SystemModstamp > {since_iso} ORDER BY SystemModstamp, Id"
     )
 
@@ -45,9 +46,12 @@ def page(api: dict[str, str], cursor: str | None, start_time: int, own: frozense
         )
     rows = batch.get("records", [])
     case_field = CHANGES[step][1]
+    deleted = {str(r["Id"]) for r in rows if case_field == "Id" and r.get("IsDeleted") is True}
     case_ids = list(dict.fromkeys(str(r[case_field]) for r in rows if r.get(case_field)))
-    records = [
-        mapper.case(fetch_case(api_base=api["api_base"], token=api["token"], case_id=c), own)
+    records = [  # a deleted case cannot be fetched: it erases our copy
+        mapper.case({"Id": c, "IsDeleted": True})
+        if c in deleted
+        else mapper.case(fetch_case(api_base=api["api_base"], token=api["token"], case_id=c), own)
         for c in case_ids
     ]
     newest = max([epoch(r["SystemModstamp"]) for r in rows], default=at.since)

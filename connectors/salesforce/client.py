@@ -12,13 +12,15 @@ API_VERSION = "v62.0"
 def query_page(
     *, api_base: str, token: str, soql: str | None = None, next_url: str | None = None
 ) -> dict[str, Any]:
-    """One batch of a SOQL query: the first (soql) or the one a `nextRecordsUrl` points at."""
+    """One batch of a SOQL query: the first (soql) or the one a `nextRecordsUrl` points at.
+    `queryAll`, so deleted rows (IsDeleted = true, kept 15 days in the recycle bin) are listed
+    too: a case or comment deleted in Salesforce erases our copy."""
     base = api_base.rstrip("/")
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     if next_url:
         return get_json(f"{base}{next_url}", headers=headers)
     return get_json(
-        f"{base}/services/data/{API_VERSION}/query", params={"q": soql}, headers=headers
+        f"{base}/services/data/{API_VERSION}/queryAll", params={"q": soql}, headers=headers
     )
 
 
@@ -40,13 +42,14 @@ def fetch_case(*, api_base: str, token: str, case_id: str) -> dict[str, Any]:
     case["comments"] = _query(
         base,
         token,
-        "SELECT Id, CommentBody, IsPublished, CreatedById, CreatedDate FROM CaseComment "
+        "SELECT Id, CommentBody, IsPublished, IsDeleted, CreatedById, CreatedDate "
+        "FROM CaseComment "
         f"WHERE ParentId = '{case_id}' ORDER BY CreatedDate",
     )
     case["emails"] = _query(
         base,
         token,
-        "SELECT Id, TextBody, HtmlBody, Incoming, MessageDate FROM EmailMessage "
+        "SELECT Id, TextBody, HtmlBody, Incoming, IsDeleted, MessageDate FROM EmailMessage "
         f"WHERE ParentId = '{case_id}' ORDER BY MessageDate",
     )
     return case

@@ -96,7 +96,13 @@ class FakeSalesforce:
             rows: list[dict[str, Any]] = []
             for case, emails, comments in self.cases.values():
                 if "FROM Case " in q:
-                    rows.append({"Id": case["Id"], "SystemModstamp": _stamp(case)})
+                    rows.append(
+                        {
+                            "Id": case["Id"],
+                            "SystemModstamp": _stamp(case),
+                            "IsDeleted": bool(case.get("IsDeleted")),
+                        }
+                    )
                 children = (
                     emails
                     if "FROM EmailMessage" in q
@@ -112,10 +118,11 @@ class FakeSalesforce:
         @self.app.get("/services/data/v62.0/sobjects/Case/{case_id}")
         def get_case(case_id: str, authorization: str = Header("")) -> Any:
             auth(authorization)
-            if case_id not in self.cases:
-                raise HTTPException(404, "NOT_FOUND")
+            if case_id not in self.cases or self.cases[case_id][0].get("IsDeleted"):
+                raise HTTPException(404, "ENTITY_IS_DELETED")
             return self.cases[case_id][0]
 
+        @self.app.get("/services/data/v62.0/queryAll")
         @self.app.get("/services/data/v62.0/query")
         def query(q: str = Query(...), authorization: str = Header("")) -> Any:
             auth(authorization)

@@ -4,6 +4,7 @@ resumed, later runs reading only what changed (less the overlap), and nothing st
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,41 @@ def test_salesforce_comments_by_our_integration_user_are_skipped(
     assert "Carrier lost the parcel" not in [
         t for _, t, _ in transcript(db, fake_salesforce.CASE_ID)
     ]
+
+
+def test_salesforce_a_case_deleted_or_a_comment_deleted_erases_our_copy_for_good(
+    db: DbEngine, db_url: str, tmp_path: Path
+) -> None:
+    make_tenant(db)
+    port = free_port()
+    settings = configured(tmp_path, db_url, "salesforce", port, token=fake_salesforce.TOKEN)
+    fake = fake_salesforce.FakeSalesforce()
+    with running(fake.app, port):
+        sync(db=db, settings=settings, provider="salesforce", tenant_slug="acme")
+        assert counts(db) == (2, 4)
+        case, _, comments = fake.cases[fake_salesforce.CASE_ID]
+        comments[0].update(IsDeleted=True, SystemModstamp="2025-03-01T10:00:00.000+0000")
+        case2 = fake.cases[fake_salesforce.CASE2_ID][0]
+        case2.update(IsDeleted=True, SystemModstamp="2025-03-01T10:00:00.000+0000")
+        sync(db=db, settings=settings, provider="salesforce", tenant_slug="acme")
+        assert "Carrier lost the parcel" not in [
+            t for _, t, _ in transcript(db, fake_salesforce.CASE_ID)
+        ]
+        with session_scope(db) as session:
+            ids = session.exec(select(Conversation.external_id)).all()
+        assert ids == [fake_salesforce.CASE_ID]
+        # Restored in Salesforce later or not, a full re-read brings neither back.
+        case2.pop("IsDeleted")
+        comments[0].pop("IsDeleted")
+        case2["SystemModstamp"] = "2025-04-01T10:00:00.000+0000"
+        sync(
+            db=db,
+            settings=settings,
+            provider="salesforce",
+            tenant_slug="acme",
+            since=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+    assert counts(db) == (1, 2)
 
 
 def test_chatwoot_reads_every_message_page_and_later_only_active_conversations(
