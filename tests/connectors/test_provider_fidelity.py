@@ -10,6 +10,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -442,3 +443,53 @@ def test_id_less_events_do_not_collide(db: DbEngine, tmp_path: Path, db_url: str
     with session_scope(db) as session:
         dead = session.exec(select(WebhookEvent)).all()
         assert len(dead) == 2 and len({e.event_id for e in dead}) == 2
+
+
+SOAP_ELEMENTS = ["OrganizationId", "Notification", "Id", "sObject", "sf:Id", "notifications"]
+SOAP_ODD = st.sampled_from(["", "<x/>", "&amp;", "[]", "null", "<Id>1</Id><Id>2</Id>"])
+
+
+@st.composite
+def soap_mutation(draw: st.DrawFn) -> bytes:
+    """The Outbound Message example with elements dropped or their content replaced."""
+    from tests.connectors.test_salesforce import envelope
+
+    text = envelope().decode()
+    for tag in draw(st.lists(st.sampled_from(SOAP_ELEMENTS), min_size=1, max_size=3)):
+        pattern = re.compile(rf"<{tag}(\s[^>]*)?>.*?</{tag}>", re.DOTALL)
+        if draw(st.booleans()):
+            text = pattern.sub("", text, count=1)
+        else:
+            odd = draw(SOAP_ODD)
+            text = pattern.sub(
+                lambda m, odd=odd, tag=tag: f"<{tag}{m.group(1) or ''}>{odd}</{tag}>", text, 1
+            )
+    return text.encode()
+
+
+def test_any_structural_mutation_of_an_outbound_message_gets_2xx_or_4xx_never_5xx(
+    db: DbEngine, tmp_path: Path, db_url: str
+) -> None:
+    make_tenant(db)
+    settings = make_settings(
+        tmp_path, db_url, connector_secrets={"acme/salesforce": ["sf-secret"]}
+    )  # no API credentials: a well-formed case notification is queued for retry (202)
+
+    @given(raw=soap_mutation())
+    @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(raw: bytes) -> None:
+        delivery = Delivery(
+            "salesforce",
+            "acme",
+            raw,
+            {},
+            url="https://x/v1/webhooks/salesforce/acme?token=sf-secret",
+        )
+        outcome = receive(db=db, settings=settings, delivery=delivery)
+        assert outcome.status_code < 500, outcome
+        if outcome.status_code == 400:
+            with session_scope(db) as session:
+                kept = {e.body_hash for e in session.exec(select(WebhookEvent)).all()}
+            assert hashlib.sha256(raw).hexdigest() in kept
+
+    check()
