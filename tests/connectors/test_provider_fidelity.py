@@ -217,6 +217,78 @@ def test_hubspot_thread_deletions_erase_the_thread() -> None:
         assert gone is not None and gone.deleted and gone.external_id == "3456"
 
 
+# developers.hubspot.com/docs/api/conversations/conversations (messages: type MESSAGE, COMMENT,
+# WELCOME_MESSAGE; direction; senders[].actorId V-/A-/B-/I-/S-; deliveryIdentifier)
+def hubspot_message(mid: str, kind: str, actor: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": mid,
+        "type": kind,
+        "createdAt": "2025-01-08T10:00:00Z",
+        "createdBy": actor,
+        "senders": [{"actorId": actor, "name": actor, **extra.pop("sender", {})}],
+        "text": text,
+        "channelId": "1000",
+        **extra,
+    }
+
+
+def test_hubspot_message_types_and_senders() -> None:
+    visitor = {"deliveryIdentifier": {"type": "HS_EMAIL_ADDRESS", "value": "v@example.com"}}
+    record = hubspot.thread(
+        "77",
+        [
+            hubspot_message("1", "WELCOME_MESSAGE", "S-hubspot", "Welcome! How can we help?"),
+            hubspot_message(
+                "2", "MESSAGE", "V-1", "Where is my order?", direction="INCOMING", sender=visitor
+            ),
+            hubspot_message("3", "MESSAGE", "B-9", "A bot answer", direction="OUTGOING"),
+            hubspot_message("4", "COMMENT", "A-5", "Check the warehouse"),
+            hubspot_message("5", "MESSAGE", "A-5", "It ships today.", direction="OUTGOING"),
+            hubspot_message("6", "MESSAGE", "I-3", "Our own integration", direction="OUTGOING"),
+        ],
+        own=frozenset(),
+    )
+    assert rows(record) == [
+        ("customer", False, "Where is my order?"),
+        ("agent", True, "Check the warehouse"),
+        ("agent", False, "It ships today."),
+    ]
+    assert record.requester is not None and record.requester.email == "v@example.com"
+
+
+# chatwoot.com/developers/api (message_type incoming/outgoing/activity/template; private)
+def test_chatwoot_message_types() -> None:
+    def message(mid: int, kind: str, content: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": mid,
+            "message_type": kind,
+            "content": content,
+            "created_at": 1736340000 + mid,
+            **extra,
+        }
+
+    record = chatwoot.conversation(
+        "1",
+        {"id": 7, "meta": {"sender": {"id": 3, "email": "c@example.com"}}},
+        [
+            message(1, "incoming", "Hi, my coffee was cold"),
+            message(2, "template", "Rate your conversation"),
+            message(3, "activity", "Conversation was resolved by Sam"),
+            message(4, "outgoing", "Refunding now", private=True),
+            message(5, "outgoing", "Sorry! Refund sent.", sender={"id": 8, "type": "user"}),
+            message(6, "outgoing", "Bot says hi", sender={"id": 9, "type": "agent_bot"}),
+        ],
+        frozenset(),
+    )
+    assert rows(record) == [
+        ("customer", False, "Hi, my coffee was cold"),
+        ("system", False, "Conversation was resolved by Sam"),
+        ("agent", True, "Refunding now"),
+        ("agent", False, "Sorry! Refund sent."),
+    ]
+    assert record.requester is not None and record.requester.external_id == "3"
+
+
 # chatwoot.com/docs/product/others/webhook-events (message_updated; content_attributes.deleted)
 def test_chatwoot_a_deleted_message_is_a_redaction_never_a_stub_message() -> None:
     _, record = chatwoot.map_event(
