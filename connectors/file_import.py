@@ -1,9 +1,13 @@
 """Import conversation logs from files: the generic conversation JSONL and per-message CSV.
 
 JSONL: one conversation a line,
-    {"external_id", "channel"?, "subject"?, "messages": [{"role", "text", "sent_at", "id"?}]}
+    {"external_id", "channel"?, "subject"?, "customer"?: {"id"?, "email"?, "name"?},
+     "messages": [{"role", "text", "sent_at", "id"?, "author"?: {"source_id", ...}}]}
 CSV: one message a row, header required,
-    conversation_id, role, text, timestamp [, message_id, channel, subject]
+    conversation_id, role, text, timestamp [, message_id, channel, subject, customer_id,
+    customer_email]
+The customer (or, failing that, the author of the first customer message) is linked to one of
+the tenant's customers, so `privacy forget --email/--external-id` reaches imported logs.
 A bad line or row is reported with its line number and skipped; the rest still imports.
 Importing the same file twice stores nothing the second time.
 """
@@ -25,6 +29,7 @@ from connectors.ingest import ingest_conversation
 from connectors.records import (
     InboundConversation,
     InboundMessage,
+    Requester,
     content_id,
     parse_role,
     parse_timestamp,
@@ -64,6 +69,28 @@ def _message(conversation_id: str, raw: dict[str, Any], where: str) -> InboundMe
     )
 
 
+def _requester(data: dict[str, Any], messages: list[Any]) -> Requester | None:
+    found = data.get("customer")
+    customer: dict[str, Any] = found if isinstance(found, dict) else {}
+    person_id = customer.get("id") or customer.get("external_id") or data.get("customer_id")
+    email = customer.get("email") or data.get("customer_email")
+    name = customer.get("name")
+    if not person_id and not email:
+        for message in messages:
+            author = message.get("author") if isinstance(message, dict) else None
+            if isinstance(author, dict) and str(message.get("role")).lower() == "customer":
+                person_id, email = author.get("source_id"), author.get("email")
+                name = author.get("display_name")
+                break
+    if not person_id and not email:
+        return None
+    return Requester(
+        str(person_id) if person_id else None,
+        str(email) if email else None,
+        str(name) if name else None,
+    )
+
+
 def read_jsonl(
     path: Path, source: str, errors: list[tuple[int, str]]
 ) -> Iterator[InboundConversation]:
@@ -89,6 +116,7 @@ def read_jsonl(
                     messages=[
                         _message(external_id, m, f"message {i + 1}") for i, m in enumerate(messages)
                     ],
+                    requester=_requester(data, messages),
                 )
             except (json.JSONDecodeError, RecordError, AttributeError) as exc:
                 errors.append((number, str(exc)))
@@ -126,6 +154,8 @@ def read_csv(
                 ),
             )
             conversation.messages.append(message)
+            if conversation.requester is None:
+                conversation.requester = _requester(row, [])
     yield from conversations.values()
 
 

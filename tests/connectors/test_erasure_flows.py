@@ -32,6 +32,7 @@ from core.models import (
     Conversation,
     ErasureAudit,
     Message,
+    Tenant,
     WebhookEvent,
     WebhookEventStatus,
 )
@@ -292,3 +293,39 @@ def test_privacy_forget_cli_takes_an_email_or_an_external_id(
     assert "1 matching people; deleted 2 conversations" in done.output
     assert texts(db) == []
     get_settings.cache_clear()
+
+
+def test_an_imported_person_can_be_forgotten_by_email_and_a_reimport_brings_nothing_back(
+    db: DbEngine, tmp_path: Path, world: tuple[Settings, FakeZendesk]
+) -> None:
+    from connectors.file_import import import_file
+
+    settings, _ = world
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        json.dumps(
+            {
+                "external_id": "imp-1",
+                "customer": {"id": "crm-7", "email": "Kim@example.com", "name": "Kim"},
+                "messages": [
+                    {"role": "customer", "text": "Kim's order?", "sent_at": "2026-01-05T09:00:00Z"},
+                    {"role": "agent", "text": "On its way.", "sent_at": "2026-01-05T09:01:00Z"},
+                ],
+            }
+        )
+        + "\n"
+    )
+    tenant_id = all_rows(db, Tenant)[0].id
+    import_file(db=db, tenant_id=tenant_id, path=log)
+    assert "Kim's order?" in texts(db)
+    report = forget(
+        db=db,
+        settings=settings,
+        tenant_slug="acme",
+        request=ErasureRequest(email="kim@EXAMPLE.com"),
+        actor="cli:dpo",
+        retrain=False,
+    )
+    assert report.customers == 1 and report.conversations_deleted == 1
+    import_file(db=db, tenant_id=tenant_id, path=log)
+    assert texts(db) == []
