@@ -565,3 +565,21 @@ def test_any_structural_mutation_of_an_outbound_message_gets_2xx_or_4xx_never_5x
             assert hashlib.sha256(raw).hexdigest() in kept
 
     check()
+
+
+def test_deletion_stubs_and_redacted_parts_are_never_stored(db: DbEngine) -> None:
+    from connectors.ingest import ingest_conversation
+
+    tenant, _ = make_tenant(db)
+    assert tenant.id is not None
+    with session_scope(db) as session:
+        ingest_conversation(
+            session=session,
+            tenant_id=tenant.id,
+            record=intercom.conversation(INTERCOM_CONVERSATION),
+        )
+    with session_scope(db) as session:
+        stored = session.exec(select(Message.text)).all()
+    assert "This message was deleted" not in stored
+    assert not [text for text in stored if "4111" in text]
+    assert len(stored) == 7

@@ -178,3 +178,25 @@ def test_vectors_match_an_independent_computation() -> None:
     """Guards the vectors themselves: recomputed here with hmac directly."""
     mac = hmac.new(b"zd_test_signing_secret", ZENDESK_TS.encode() + ZENDESK_BODY, hashlib.sha256)
     assert base64.b64encode(mac.digest()).decode() == VECTORS["zendesk"][2]
+
+
+def test_a_valid_signature_over_a_timestamp_that_is_not_a_time_is_malformed_not_forged() -> None:
+    """The signature covers the timestamp, so the sender holds the secret: a timestamp of the
+    wrong shape is a malformed delivery (400, kept), not a forged one (401)."""
+    from connectors.errors import RecordError
+
+    body = b'{"id": 1}'
+    ts = "yesterday"
+    zendesk_sig = base64.b64encode(hmac.new(b"s", ts.encode() + body, hashlib.sha256).digest())
+    with pytest.raises(RecordError, match="ISO-8601"):
+        verify_zendesk(body, zendesk_sig.decode(), ts, ["s"])
+    with pytest.raises(SignatureError):  # the same bad timestamp, wrongly signed: forged
+        verify_zendesk(body, "AAAA", ts, ["s"])
+    chatwoot_sig = hmac.new(b"s", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    with pytest.raises(RecordError, match="epoch seconds"):
+        verify_chatwoot(body, f"sha256={chatwoot_sig}", ts, ["s"])
+    uri = "https://x/v1/webhooks/hubspot/acme"
+    message = b"POST" + uri.encode() + body + ts.encode()
+    hubspot_sig = base64.b64encode(hmac.new(b"s", message, hashlib.sha256).digest()).decode()
+    with pytest.raises(RecordError, match="milliseconds"):
+        verify_hubspot_v3(body, hubspot_sig, ts, ["s"], method="POST", uri=uri)
