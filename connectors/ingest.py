@@ -50,15 +50,17 @@ def _find_conversation(
     ).first()
 
 
-def _known_message_ids(session: Session, tenant_id: int, source: str, ids: list[str]) -> set[str]:
-    rows = session.exec(
-        select(Message.external_id).where(
-            Message.tenant_id == tenant_id,
-            Message.source == source,
-            Message.external_id.in_(ids),  # type: ignore[union-attr]
-        )
-    ).all()
-    return {row for row in rows if row is not None}
+def _stored(session: Session, tenant_id: int, source: str, ids: list[str]) -> list[Message]:
+    """Our copies of the provider's messages ``ids``."""
+    return list(
+        session.exec(
+            select(Message).where(
+                Message.tenant_id == tenant_id,
+                Message.source == source,
+                col(Message.external_id).in_(ids),
+            )
+        ).all()
+    )
 
 
 def _erase(
@@ -78,17 +80,11 @@ def _erase(
         )
     if not record.redacted_ids:
         return None
-    message_ids = session.exec(
-        select(Message.id).where(
-            Message.tenant_id == tenant_id,
-            Message.source == record.source,
-            col(Message.external_id).in_(record.redacted_ids),
-        )
-    ).all()
+    stored = _stored(session, tenant_id, record.source, record.redacted_ids)
     return erase_rows(
         session,
         tenant_id=tenant_id,
-        message_ids=[m for m in message_ids if m is not None],
+        message_ids=[m.id for m in stored if m.id is not None],
         tombstones=[
             Tombstone(record.source, TombstoneKind.MESSAGE, m) for m in record.redacted_ids
         ],
@@ -161,13 +157,7 @@ def _customer_id(session: Session, tenant_id: int, record: InboundConversation) 
 
 
 def _make_private(session: Session, tenant_id: int, record: InboundConversation) -> None:
-    for message in session.exec(
-        select(Message).where(
-            Message.tenant_id == tenant_id,
-            Message.source == record.source,
-            col(Message.external_id).in_(record.private_ids),
-        )
-    ).all():
+    for message in _stored(session, tenant_id, record.source, record.private_ids):
         message.internal_note = True
         session.add(message)
 
@@ -207,7 +197,10 @@ def ingest_conversation(
         except IntegrityError:  # a concurrent delivery created it first
             conversation = _find_conversation(session, tenant_id, record.source, record.external_id)
             assert conversation is not None
-    known = _known_message_ids(session, tenant_id, record.source, [m.external_id for m in messages])
+    known = {
+        m.external_id
+        for m in _stored(session, tenant_id, record.source, [m.external_id for m in messages])
+    }
     for message in sorted(messages, key=lambda m: (m.sent_at, m.external_id)):
         if message.external_id in known:
             result.messages_skipped += 1
