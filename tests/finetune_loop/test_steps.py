@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine as DbEngine
 
 from core.chat_format import Turn
@@ -118,3 +119,48 @@ def test_the_report_step_writes_the_verdict_samples_and_production_drift(
         }
     ]
     assert "resumed at 2" in data["summary"] and "<h2>Segments worse" in page.read_text()
+
+
+def test_a_tainted_serving_version_makes_the_night_retrain_on_full_history(
+    db: DbEngine, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a provider deleted something the active version learnt from, the next night
+    trains on everything left, however little is new (the recipe itself is stubbed: this test
+    is about the run it is handed)."""
+    from core.models import AdapterVersion, Tenant
+    from finetune_loop import run as nightly
+
+    settings = make_settings(tmp_path, db_url)
+    tenant, _ = make_tenant(db)
+    handed: list[tuple[NightlyRun, bool]] = []
+
+    def recipe(run: NightlyRun, *, force: bool = False, progress: object = None) -> object:
+        handed.append((run, force))
+        run.finish(TrainingRunStatus.SKIPPED, error="stub")
+        return None
+
+    monkeypatch.setattr(nightly, "recipe", recipe)
+    nightly.run_once(db=db, settings=settings, tenant_slug="acme")
+    assert handed[-1][1] is False  # a clean tenant: an ordinary night
+    with session_scope(db) as session:
+        version = AdapterVersion(
+            tenant_id=tenant.id,
+            name="v1",
+            base_model="b",
+            path="/p",
+            sha256="0" * 64,
+            status="active",
+            tainted=True,
+        )
+        session.add(version)
+        session.flush()
+        row = session.get(Tenant, tenant.id)
+        assert row is not None
+        row.active_adapter_id = version.id
+        session.add(row)
+    nightly.run_once(db=db, settings=settings, tenant_slug="acme")
+    run, force = handed[-1]
+    assert force is True
+    with session_scope(db) as session:
+        row = session.get(TrainingRun, run.id)
+        assert row is not None and row.window_start is None  # all history
