@@ -98,47 +98,42 @@ def _erase(
     )
 
 
-def _erased_before(session: Session, tenant_id: int, record: InboundConversation) -> bool:
-    """The conversation or its requester was erased: nothing of it is stored again."""
-    if tombstoned(
-        session, tenant_id, record.source, TombstoneKind.CONVERSATION, [record.external_id]
-    ):
-        return True
+def _tombstones(
+    session: Session, tenant_id: int, record: InboundConversation
+) -> set[tuple[str, str]]:
+    """Everything in the record that was erased before, in one look-up."""
+    keys = [(TombstoneKind.CONVERSATION, record.external_id)]
+    keys += [(TombstoneKind.MESSAGE, m.external_id) for m in record.messages]
     person = record.requester
-    if person is None:
-        return False
-    return bool(
-        (
-            person.external_id
-            and tombstoned(
-                session, tenant_id, record.source, TombstoneKind.PERSON, [person.external_id]
-            )
-        )
-        or (
-            person.email
-            and tombstoned(
-                session, tenant_id, record.source, TombstoneKind.EMAIL, [email_key(person.email)]
-            )
+    if person is not None and person.external_id:
+        keys.append((TombstoneKind.PERSON, person.external_id))
+    if person is not None and person.email:
+        keys.append((TombstoneKind.EMAIL, email_key(person.email)))
+    return tombstoned(session, tenant_id, record.source, keys)
+
+
+def _erased_before(record: InboundConversation, erased: set[tuple[str, str]]) -> bool:
+    """The conversation or its requester was erased: nothing of it is stored again."""
+    person = record.requester
+    return (
+        (TombstoneKind.CONVERSATION, record.external_id) in erased
+        or bool(person and (TombstoneKind.PERSON, person.external_id) in erased)
+        or bool(
+            person and person.email and (TombstoneKind.EMAIL, email_key(person.email)) in erased
         )
     )
 
 
 def _storable(
-    session: Session, tenant_id: int, record: InboundConversation
+    record: InboundConversation, erased: set[tuple[str, str]]
 ) -> tuple[list[InboundMessage], bool]:
     """The messages to store, and whether any was left out because it was erased before."""
     redacted = set(record.redacted_ids)
     candidates = [
         m for m in record.messages if m.external_id not in redacted and not is_placeholder(m.text)
     ]
-    erased = tombstoned(
-        session,
-        tenant_id,
-        record.source,
-        TombstoneKind.MESSAGE,
-        [m.external_id for m in candidates],
-    )
-    return [m for m in candidates if m.external_id not in erased], bool(erased)
+    kept = [m for m in candidates if (TombstoneKind.MESSAGE, m.external_id) not in erased]
+    return kept, len(kept) < len(candidates)
 
 
 def _customer_id(session: Session, tenant_id: int, record: InboundConversation) -> int | None:
@@ -167,13 +162,14 @@ def ingest_conversation(
 ) -> IngestResult:
     """``origin`` names who sent the record (for the audit of any erasure it carries)."""
     result = IngestResult(erased=_erase(session, tenant_id, record, origin))
-    if record.deleted or _erased_before(session, tenant_id, record):
+    erased = set() if record.deleted else _tombstones(session, tenant_id, record)
+    if record.deleted or _erased_before(record, erased):
         result.erased_before = not record.deleted
         result.messages_skipped = len(record.messages)
         return result
     if record.private_ids:
         _make_private(session, tenant_id, record)
-    messages, result.erased_before = _storable(session, tenant_id, record)
+    messages, result.erased_before = _storable(record, erased)
     result.messages_skipped = len(record.messages) - len(messages)
     if not messages:  # e.g. a thread with only bot output: no empty conversations
         return result
