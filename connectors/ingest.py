@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -50,17 +51,17 @@ def _find_conversation(
     ).first()
 
 
+def _provider_ids(tenant_id: int, source: str, ids: list[str]) -> list[ColumnElement[bool]]:
+    return [
+        col(Message.tenant_id) == tenant_id,
+        col(Message.source) == source,
+        col(Message.external_id).in_(ids),
+    ]
+
+
 def _stored(session: Session, tenant_id: int, source: str, ids: list[str]) -> list[Message]:
     """Our copies of the provider's messages ``ids``."""
-    return list(
-        session.exec(
-            select(Message).where(
-                Message.tenant_id == tenant_id,
-                Message.source == source,
-                col(Message.external_id).in_(ids),
-            )
-        ).all()
-    )
+    return list(session.exec(select(Message).where(*_provider_ids(tenant_id, source, ids))).all())
 
 
 def _erase(
@@ -193,10 +194,13 @@ def ingest_conversation(
         except IntegrityError:  # a concurrent delivery created it first
             conversation = _find_conversation(session, tenant_id, record.source, record.external_id)
             assert conversation is not None
-    known = {
-        m.external_id
-        for m in _stored(session, tenant_id, record.source, [m.external_id for m in messages])
-    }
+    known = set(
+        session.exec(
+            select(Message.external_id).where(
+                *_provider_ids(tenant_id, record.source, [m.external_id for m in messages])
+            )
+        ).all()
+    )
     for message in sorted(messages, key=lambda m: (m.sent_at, m.external_id)):
         if message.external_id in known:
             result.messages_skipped += 1
