@@ -29,6 +29,7 @@ from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
 from chat_service.rate_limit import RateLimiter
+from chat_service.redis_hub import RedisHub, redact_url
 from chat_service.responder import Responder
 from chat_service.secret_key import load_secret_key
 from chat_service.services import Services
@@ -73,6 +74,16 @@ def _ensure_demo_tenant(services: Services) -> None:
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
+async def _start_hub(settings: Settings) -> ConversationHub:
+    """In memory for one process (the zero-config default); over Redis for several."""
+    if not settings.redis_url:
+        return ConversationHub()
+    hub = RedisHub(settings.redis_url, channel=settings.redis_channel)
+    await hub.start()
+    log.info("live events over Redis (%s)", redact_url(settings.redis_url))
+    return hub
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -93,7 +104,7 @@ def create_app(
         serving = engine or build_engine(settings)
         if engine is None:
             await serving.start()
-        hub = ConversationHub()
+        hub = await _start_hub(settings)
         leases = AdapterLeases()
         adapters = AdapterManager(db=db, engine=serving, leases=leases, settings=settings)
         handoff = Handoff(db=db, hub=hub, settings=settings)
@@ -149,6 +160,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await services.responder.close()
+            if isinstance(hub, RedisHub):
+                await hub.close()
             await run_in_threadpool(services.writes.close)
             if engine is None:
                 await serving.close()

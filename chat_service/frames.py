@@ -361,6 +361,16 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
 )
 
 
+_EVENT_TYPES = {event.type: event for event in SERVER_EVENTS}
+
+
+def event_from_payload(payload: dict[str, Any]) -> ServerEvent:
+    """The event back from its ``payload()`` (another worker's, over the bus): the same class,
+    the same fields set, so it is sent exactly as the publishing worker would have sent it."""
+    fields = {k: v for k, v in payload.items() if k != "type"}
+    return _EVENT_TYPES[str(payload["type"])].model_validate(fields)
+
+
 def _reference_line(name: str, model: type[BaseModel]) -> str:
     fields = [
         field if info.is_required() else f"{field}?"

@@ -5,7 +5,8 @@ conversation of their tenant (everything, internal notes and suggestions include
 Events are published only after the database commit that produced them, so a subscriber never
 sees something that is not stored. A subscriber that falls too far behind is cut off rather
 than buffered without bound; its client reconnects and resumes from its last sequence number.
-(One process only: running several workers needs a shared bus, e.g. PostgreSQL LISTEN or Redis.)
+This hub is the one-process default; `chat_service.redis_hub.RedisHub` extends it to several
+workers and machines over Redis pub/sub (`SUPPORTLOOP_REDIS_URL`).
 """
 
 from __future__ import annotations

@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; empty means a SQLite file under var_dir. "
         "PostgreSQL: postgresql+psycopg://user@host/db",
     )
+    redis_url: str = Field(
+        "",
+        description="Redis for several workers (redis://host:6379/0): live events travel "
+        "between workers over it. Empty: one process, events in memory.",
+    )
+    redis_channel: str = Field(
+        "supportloop:events",
+        description="The pub/sub channel of live events (one per deployment sharing a Redis).",
+    )
     admin_token: str = Field(
         "", description="Bearer token for admin endpoints; empty disables them."
     )
