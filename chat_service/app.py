@@ -24,12 +24,9 @@ from chat_service.api import (
 )
 from chat_service.api import knowledge as knowledge_api
 from chat_service.body_limit import BodyLimit
-from chat_service.connection_caps import ConnectionCaps
+from chat_service.coordination import start_coordination
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
-from chat_service.hub import ConversationHub
-from chat_service.rate_limit import RateLimiter
-from chat_service.redis_hub import RedisHub, redact_url
 from chat_service.responder import Responder
 from chat_service.secret_key import load_secret_key
 from chat_service.services import Services
@@ -74,16 +71,6 @@ def _ensure_demo_tenant(services: Services) -> None:
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-async def _start_hub(settings: Settings) -> ConversationHub:
-    """In memory for one process (the zero-config default); over Redis for several."""
-    if not settings.redis_url:
-        return ConversationHub()
-    hub = RedisHub(settings.redis_url, channel=settings.redis_channel)
-    await hub.start()
-    log.info("live events over Redis (%s)", redact_url(settings.redis_url))
-    return hub
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -104,7 +91,8 @@ def create_app(
         serving = engine or build_engine(settings)
         if engine is None:
             await serving.start()
-        hub = await _start_hub(settings)
+        shared = await start_coordination(settings)
+        hub = shared.hub
         leases = AdapterLeases()
         adapters = AdapterManager(db=db, engine=serving, leases=leases, settings=settings)
         handoff = Handoff(db=db, hub=hub, settings=settings)
@@ -123,16 +111,15 @@ def create_app(
                 leases=leases,
                 handoff=handoff,
                 knowledge=knowledge,
+                reply_leases=shared.reply_leases,
+                budget=shared.token_budget,
             ),
             adapters=adapters,
             leases=leases,
             handoff=handoff,
             secret_key=load_secret_key(settings),
-            rate_limiter=RateLimiter(),
-            connection_caps=ConnectionCaps(
-                per_ip=settings.widget_connections_per_ip,
-                per_tenant=settings.widget_connections_per_tenant,
-            ),
+            rate_limiter=shared.rate_limiter,
+            connection_caps=shared.connection_caps,
             knowledge=knowledge,
             writes=GroupCommit(db, max_batch=settings.group_commit_max_batch),
         )
@@ -160,8 +147,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await services.responder.close()
-            if isinstance(hub, RedisHub):
-                await hub.close()
+            await shared.close()
             await run_in_threadpool(services.writes.close)
             if engine is None:
                 await serving.close()

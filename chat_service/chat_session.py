@@ -145,7 +145,7 @@ class ChatSession:
             if event["type"] == "websocket.disconnect":
                 return
             # Every frame counts, whatever its type: pings, hellos and feedback cost work too.
-            wait = self._services.rate_limiter.take(
+            wait = await self._services.rate_limiter.take(
                 [("frames", self._connection_key, settings.widget_frames_per_minute)]
             )
             if wait > 0:
@@ -228,7 +228,7 @@ class ChatSession:
             return
         settings = self._services.settings
         client = client_address(self._ws)
-        wait = self._services.rate_limiter.take(
+        wait = await self._services.rate_limiter.take(
             [
                 ("connection", self._connection_key, settings.widget_messages_per_minute),
                 ("ip", client, settings.widget_messages_per_minute_per_ip),

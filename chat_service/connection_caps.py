@@ -1,20 +1,33 @@
 """Caps on open widget connections per client address and per tenant: an idle socket costs
 memory and a file descriptor, and opening thousands is cheaper for an attacker than for us.
 
-In-process counts (several workers each cap their own until the counts move to Redis).
+Counted in this process here; with Redis configured, across every worker
+(redis_limits.RedisConnectionCaps).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 from core.errors import ConflictError
 
 
 class TooManyConnectionsError(ConflictError):
     pass
+
+
+def refusal(per_ip: int, *, by_address: bool) -> str:
+    if by_address:
+        return f"{per_ip} chats already open from this address"
+    return "this shop's chat is full just now; try again soon"
+
+
+class Caps(Protocol):
+    def hold(self, ip: str, tenant_id: int) -> AbstractAsyncContextManager[None]:
+        """Counts the connection while it is open; TooManyConnectionsError when full."""
 
 
 class ConnectionCaps:
@@ -24,12 +37,12 @@ class ConnectionCaps:
         self._ips: Counter[str] = Counter()
         self._tenants: Counter[int] = Counter()
 
-    @contextmanager
-    def hold(self, ip: str, tenant_id: int) -> Iterator[None]:
+    @asynccontextmanager
+    async def hold(self, ip: str, tenant_id: int) -> AsyncIterator[None]:
         if self._ips[ip] >= self.per_ip:
-            raise TooManyConnectionsError(f"{self.per_ip} chats already open from this address")
+            raise TooManyConnectionsError(refusal(self.per_ip, by_address=True))
         if self._tenants[tenant_id] >= self.per_tenant:
-            raise TooManyConnectionsError("this shop's chat is full just now; try again soon")
+            raise TooManyConnectionsError(refusal(self.per_ip, by_address=False))
         self._ips[ip] += 1
         self._tenants[tenant_id] += 1
         try:

@@ -1,6 +1,9 @@
 """Token buckets that cap how fast customers can send messages (security goal 5: per
 connection, per IP and per tenant), so one visitor cannot run up the model bill or drown the
-agents. A refused message is not stored; the client is told when to try again."""
+agents. A refused message is not stored; the client is told when to try again.
+
+In memory here; with Redis configured the address, tenant and sign-in buckets are shared by
+every worker (redis_limits.RedisRateLimiter), while a connection's own buckets stay here."""
 
 from __future__ import annotations
 
@@ -8,6 +11,10 @@ import time
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
+
+Limit = tuple[str, str, float]  # (scope, key, tokens per minute)
+# Buckets of one connection: it lives on one worker, so they never need sharing.
+CONNECTION_SCOPES = frozenset({"connection", "frames"})
 
 
 def client_address(connection: HTTPConnection) -> str:
@@ -43,9 +50,12 @@ class RateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[tuple[str, str], Bucket] = {}
 
-    def take(self, limits: list[tuple[str, str, float]]) -> float:
+    async def take(self, limits: list[Limit]) -> float:
         """Take one token from every (scope, key, per_minute) bucket, or none if any is empty.
         Returns 0 when allowed, else the seconds to wait."""
+        return self.take_now(limits)
+
+    def take_now(self, limits: list[Limit]) -> float:
         now = time.monotonic()
         buckets = []
         for scope, key, per_minute in limits:

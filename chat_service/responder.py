@@ -39,6 +39,7 @@ from chat_service.grounded import PromptPlan, plan_prompt
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
+from chat_service.reply_leases import LocalReplyLeases, ReplyLeases
 from chat_service.reply_slots import RepliesBusyError, ReplySlots
 from chat_service.telemetry import (
     CHAT_MESSAGES,
@@ -48,10 +49,11 @@ from chat_service.telemetry import (
     REPLY_TOKENS,
     TTFT,
 )
-from chat_service.token_budget import TokenBudget
+from chat_service.token_budget import Budget, TokenBudget
 from core.chat_format import Turn
 from core.crud.conversations import (
     append_message,
+    bot_replied_between,
     changed_widget_conversations,
     get_conversation,
     recent_messages,
@@ -89,6 +91,10 @@ BUSY_TEXT = (
 )
 
 
+class _AnsweredElsewhereError(Exception):
+    """Rolls back a reply that lost the race to another worker's."""
+
+
 @dataclass(frozen=True)
 class ReplyPlan:
     composed: PromptPlan  # the prompt, its grounding, and an answer decided without the model
@@ -115,14 +121,17 @@ class Responder:
         leases: AdapterLeases,
         handoff: Handoff,
         knowledge: KnowledgeBase | None = None,
+        reply_leases: ReplyLeases | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._db = db
+        self._reply_leases = reply_leases or LocalReplyLeases()
         self._slots = ReplySlots(
             total=settings.max_concurrent_replies,
             per_tenant=settings.max_concurrent_replies_per_tenant,
             queue_per_tenant=settings.reply_queue_per_tenant,
         )
-        self._budget = TokenBudget(settings.tenant_daily_tokens)
+        self._budget = budget or TokenBudget(settings.tenant_daily_tokens)
         self._knowledge = knowledge
         self._engine = engine
         self._hub = hub
@@ -220,6 +229,11 @@ class Responder:
     async def _reply_once(self, tenant_id: int, conversation_id: int) -> None:
         if self._bot_off_until.get(tenant_id, 0.0) > time.monotonic():
             return
+        # Across workers: one of them answers; the others plan again once it is done.
+        async with self._reply_leases.hold(conversation_id):
+            await self._answer(tenant_id, conversation_id)
+
+    async def _answer(self, tenant_id: int, conversation_id: int) -> None:
         scheduled = time.perf_counter()
         plan = await run_in_threadpool(
             self.plan_reply, tenant_id, conversation_id, set(self._adapters.loaded)
@@ -259,7 +273,7 @@ class Responder:
                 tenant_id, conversation_id, plan, decided.text, context, reply_id, publish
             )
             return
-        if self._budget.exhausted(tenant_id):
+        if await self._budget.exhausted(tenant_id):
             await busy(f"daily budget of {self._budget.daily_tokens} tokens spent")
             return
         try:
@@ -314,7 +328,7 @@ class Responder:
                     REPLY_TOKENS.inc()
                     publish(DeltaEvent(reply_id=reply_id, text=piece))
             finally:
-                self._budget.spend(tenant_id, len(pieces))
+                await self._budget.spend(tenant_id, len(pieces))
         if pieces:
             REPLY_STREAM_SECONDS.inc(time.perf_counter() - first_at)
         return "".join(pieces).strip()
@@ -348,8 +362,11 @@ class Responder:
             log.info("suggested (%s suggestion=%s)", context, suggestion.id)
             return
         message = await run_in_threadpool(
-            self._store_reply, tenant_id, conversation_id, text, plan.adapter_version_id, record
+            self._store_reply, tenant_id, conversation_id, plan, text, record
         )
+        if message is None:
+            log.warning("reply discarded: another worker answered first (%s)", context)
+            return
         CHAT_MESSAGES.labels(Role.BOT).inc()
         publish(MessageEvent.of(message, reply_id=reply_id))
         log.info("replied (%s seq=%s chars=%d)", context, message.seq, len(text))
@@ -421,23 +438,34 @@ class Responder:
         self,
         tenant_id: int,
         conversation_id: int,
+        plan: ReplyPlan,
         text: str,
-        adapter_version_id: int | None,
         grounding: dict[str, Any] | None,
-    ) -> Message:
-        with session_scope(self._db) as session:
-            conversation = require_conversation(
-                session=session, tenant_id=tenant_id, conversation_id=conversation_id
-            )
-            message, _ = append_message(
-                session=session,
-                conversation=conversation,
-                role=Role.BOT,
-                text=text,
-                adapter_version_id=adapter_version_id,
-                grounding=grounding,
-            )
-            return message
+    ) -> Message | None:
+        """The reply, or None when another worker stored one for this message meanwhile."""
+        try:
+            with session_scope(self._db) as session:
+                conversation = require_conversation(
+                    session=session, tenant_id=tenant_id, conversation_id=conversation_id
+                )
+                message, _ = append_message(
+                    session=session,
+                    conversation=conversation,
+                    role=Role.BOT,
+                    text=text,
+                    adapter_version_id=plan.adapter_version_id,
+                    grounding=grounding,
+                )
+                if bot_replied_between(
+                    session=session,
+                    conversation_id=conversation_id,
+                    after_seq=plan.reply_to,
+                    before_seq=message.seq,
+                ):
+                    raise _AnsweredElsewhereError
+                return message
+        except _AnsweredElsewhereError:
+            return None
 
     def _store_suggestion(
         self,

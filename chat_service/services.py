@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.adapter_leases import AdapterLeases
-from chat_service.connection_caps import ConnectionCaps
+from chat_service.connection_caps import Caps
 from chat_service.handoff import Handoff
 from chat_service.hot_swap import AdapterManager
 from chat_service.hub import ConversationHub
@@ -31,6 +31,6 @@ class Services:
     handoff: Handoff
     secret_key: bytes
     rate_limiter: RateLimiter
-    connection_caps: ConnectionCaps
+    connection_caps: Caps
     knowledge: KnowledgeBase
     writes: GroupCommit  # customer messages and feedback: acked after a shared commit

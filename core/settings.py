@@ -113,9 +113,15 @@ class Settings(BaseSettings):
         description="Redis for several workers (redis://host:6379/0): live events travel "
         "between workers over it. Empty: one process, events in memory.",
     )
-    redis_channel: str = Field(
-        "supportloop:events",
-        description="The pub/sub channel of live events (one per deployment sharing a Redis).",
+    redis_prefix: str = Field(
+        "supportloop",
+        description="Prefix of every Redis key and channel (one per deployment sharing a Redis).",
+    )
+    reply_lease_s: float = Field(
+        30.0,
+        gt=1,
+        description="With Redis: a worker's hold on a conversation it is answering, renewed "
+        "while it generates; a worker that dies loses it after this long.",
     )
     admin_token: str = Field(
         "", description="Bearer token for admin endpoints; empty disables them."

@@ -63,7 +63,7 @@ async def chat_websocket(
         return
     assert tenant_row.id is not None
     try:
-        with services.connection_caps.hold(client_address(websocket), tenant_row.id):
+        async with services.connection_caps.hold(client_address(websocket), tenant_row.id):
             await ChatSession(websocket, services, tenant_row).run(conversation, last_seq)
     except TooManyConnectionsError as exc:
         await websocket.close(CLOSE_TRY_AGAIN_LATER, str(exc))

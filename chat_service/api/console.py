@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
+from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, status
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session, col, select
@@ -98,11 +99,12 @@ def login(body: Login, request: Request, response: Response, services: ServicesD
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="cross-site sign-in refused")
     # Password guessing: a few attempts a minute per account and per client address.
     client = client_address(request)
-    wait = services.rate_limiter.take(
+    wait = from_thread.run(
+        services.rate_limiter.take,
         [
-            ("login-account", f"{body.tenant.strip().lower()}/{body.email.strip().lower()}", 5),
-            ("login-ip", client, 20),
-        ]
+            ("login-account", f"{body.tenant.strip().lower()}/{body.email.strip().lower()}", 5.0),
+            ("login-ip", client, 20.0),
+        ],
     )
     if wait > 0:
         raise HTTPException(

@@ -325,6 +325,25 @@ def changed_widget_conversations(
     return [(tenant_id, conversation_id) for tenant_id, conversation_id in rows if conversation_id]
 
 
+def bot_replied_between(
+    *, session: Session, conversation_id: int, after_seq: int, before_seq: int
+) -> bool:
+    """Whether a bot reply was stored between two sequence numbers. Asked after appending a
+    reply, in the same transaction: the append holds the conversation's lock, so a reply that
+    another worker stored meanwhile is seen here (one reply per customer message)."""
+    return (
+        session.exec(
+            select(Message.id).where(
+                Message.conversation_id == conversation_id,
+                Message.role == Role.BOT,
+                Message.seq > after_seq,
+                Message.seq < before_seq,
+            )
+        ).first()
+        is not None
+    )
+
+
 def recent_messages(*, session: Session, conversation_id: int, limit: int) -> Sequence[Message]:
     """The last ``limit`` customer-visible messages, oldest first (the model's context)."""
     rows = session.exec(

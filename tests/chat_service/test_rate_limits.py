@@ -25,13 +25,13 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate(
     monkeypatch.setattr("chat_service.rate_limit.time.monotonic", lambda: now[0])
     limiter = RateLimiter()
     limits = [("connection", "c1", 6.0), ("tenant", "t", 100.0)]
-    assert [limiter.take(limits) for _ in range(6)] == [0.0] * 6
-    assert limiter.take(limits) == pytest.approx(10.0)  # 6 a minute: one every 10 s
+    assert [limiter.take_now(limits) for _ in range(6)] == [0.0] * 6
+    assert limiter.take_now(limits) == pytest.approx(10.0)  # 6 a minute: one every 10 s
     now[0] += 10
-    assert limiter.take(limits) == 0.0
+    assert limiter.take_now(limits) == 0.0
     # The tenant's bucket only lost tokens for messages that were let through.
-    assert limiter.take([("tenant", "t", 100.0)]) == 0.0
-    assert limiter.take([("connection", "c2", 6.0)]) == 0.0  # another connection is unaffected
+    assert limiter.take_now([("tenant", "t", 100.0)]) == 0.0
+    assert limiter.take_now([("connection", "c2", 6.0)]) == 0.0  # another connection is unaffected
 
 
 @pytest.mark.anyio

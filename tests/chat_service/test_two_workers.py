@@ -31,7 +31,7 @@ PASSWORD = "a long enough password"
 def workers(
     tmp_path: Path, engine: EmbeddedEngine
 ) -> Iterator[tuple[BackgroundServer, BackgroundServer]]:
-    channel = f"supportloop-test:{uuid.uuid4().hex}"
+    prefix = f"supportloop-test:{uuid.uuid4().hex}"
     with ExitStack() as stack:
         started = [
             stack.enter_context(
@@ -41,7 +41,7 @@ def workers(
                         f"sqlite:///{tmp_path / 'shared.db'}",
                         port=free_port(),
                         redis_url=REDIS_URL,
-                        redis_channel=channel,
+                        redis_prefix=prefix,
                     ),
                     engine,
                 )
