@@ -25,6 +25,7 @@ from finetune_loop.runs import (
     RunLockedError,
     RunOutcome,
     RunResult,
+    claim_night,
     claim_run,
     tenant_dir,
     tenant_id_of,
@@ -44,16 +45,21 @@ def run_once(
     force: bool = False,
     full: bool = False,
     progress: steps.Progress | None = None,
+    night: str | None = None,
 ) -> RunOutcome:
     """`force`: train however few new examples there are. `full`: all history, not just the
-    window since the last run (a retrain after an erasure)."""
+    window since the last run (a retrain after an erasure). `night`: a scheduled run for that
+    night, skipped when another scheduler (worker, host) has claimed it."""
     tenant_id = tenant_id_of(db, tenant_slug)
+    if night is not None and (holder := claim_night(db=db, tenant_id=tenant_id, night=night)):
+        log.info("tenant=%s the %s run belongs to %s", tenant_slug, night, holder)
+        return RunOutcome(None, RunResult.SKIPPED, f"the {night} run was claimed by {holder}")
     if _serving_tainted(db, tenant_id) and not full:
         # A provider redacted or deleted something this version learnt from: the night
         # retrains on everything that is left, however little is new.
         log.info("tenant=%s serves a tainted version: full retrain", tenant_slug)
         force = full = True
-    with tenant_lock(settings, tenant_slug):
+    with tenant_lock(db, settings, tenant_slug, tenant_id):
         run = claim_run(
             db=db, settings=settings, tenant_slug=tenant_slug, tenant_id=tenant_id, full=full
         )

@@ -3,13 +3,18 @@
 Each run has a row (TrainingRun: window, configuration, dataset card, status) and a directory
 (var/finetune/<tenant>/run-<id>/) holding the training files, the trainer's checkpoint, the
 candidate and the report. A run that was killed is found still `running` and continued with
-the same window and data; only one run per tenant is in progress at a time (a lock file).
+the same window and data; only one run per tenant is in progress at a time: a lock file on
+SQLite (one host), a PostgreSQL advisory lock otherwise, so that workers on several hosts
+sharing the database exclude each other too. However many schedulers fire for a night, a
+tenant's nightly run is claimed once (claim_night).
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,12 +22,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
 from core.crud.tenants import require_tenant
 from core.db import session_scope
-from core.models import TrainingRun, TrainingRunStatus, utcnow
+from core.models import NightlyClaim, TrainingRun, TrainingRunStatus, utcnow
 from core.settings import Settings, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -52,8 +60,17 @@ def tenant_dir(settings: Settings, slug: str) -> Path:
     return settings.training_dir(slug)
 
 
+# The advisory-lock namespace of nightly runs (the second key is the tenant id).
+ADVISORY_LOCK_CLASS = 0x5E7A
+
+
 @contextmanager
-def tenant_lock(settings: Settings, slug: str) -> Iterator[None]:
+def tenant_lock(db: DbEngine, settings: Settings, slug: str, tenant_id: int) -> Iterator[None]:
+    """One run per tenant at a time: across hosts on PostgreSQL, across processes on SQLite."""
+    if db.dialect.name == "postgresql":
+        with _advisory_lock(db, tenant_id, slug):
+            yield
+        return
     path = tenant_dir(settings, slug)
     path.mkdir(parents=True, exist_ok=True)
     with (path / ".lock").open("w") as handle:
@@ -62,6 +79,51 @@ def tenant_lock(settings: Settings, slug: str) -> Iterator[None]:
         except BlockingIOError:
             raise RunLockedError(f"a fine-tuning run for {slug!r} is already in progress") from None
         yield
+
+
+@contextmanager
+def _advisory_lock(db: DbEngine, tenant_id: int, slug: str) -> Iterator[None]:
+    """A session-level lock on a connection kept for the run: it outlives transactions, and a
+    process that dies loses it with its connection."""
+    key = {"cls": ADVISORY_LOCK_CLASS, "tenant": tenant_id}
+    with db.connect() as connection:
+        taken = connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(:cls, :tenant)"), key
+        ).scalar_one()
+        connection.commit()
+        if not taken:
+            raise RunLockedError(f"a fine-tuning run for {slug!r} is already in progress")
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:cls, :tenant)"), key)
+            connection.commit()
+
+
+_CLAIMS = NightlyClaim.__table__  # type: ignore[attr-defined]
+_CLAIM = {
+    "sqlite": sqlite_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.id),
+    "postgresql": postgresql_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.id),
+}
+
+
+def claim_night(*, db: DbEngine, tenant_id: int, night: str) -> str | None:
+    """Claim the tenant's run for ``night``. Returns None when claimed now, else who has it."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    with session_scope(db) as session:
+        inserted = session.execute(
+            _CLAIM[db.dialect.name].values(
+                tenant_id=tenant_id, night=night, claimed_by=worker, claimed_at=utcnow()
+            )
+        )
+        if inserted.first() is not None:
+            return None
+        holder = session.exec(
+            select(NightlyClaim.claimed_by).where(
+                NightlyClaim.tenant_id == tenant_id, NightlyClaim.night == night
+            )
+        ).one()
+        return holder
 
 
 def training_config(settings: Settings) -> TrainingConfig:

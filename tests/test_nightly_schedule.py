@@ -31,4 +31,5 @@ def test_the_run_is_scheduled_at_the_configured_local_time(tmp_path: Path) -> No
 
 def test_an_empty_time_disables_it_and_the_job_is_a_separate_process(tmp_path: Path) -> None:
     assert start_nightly(make_settings(tmp_path, "sqlite://", finetune_nightly_at="")) is None
-    assert nightly_command() == [sys.executable, "-m", "supportloop", "finetune", "run"]
+    command = [sys.executable, "-m", "supportloop", "finetune", "run", "--night", "2026-12-04"]
+    assert nightly_command("2026-12-04") == command

@@ -1,6 +1,6 @@
 """The domain model. Importing this package registers every table on SQLModel.metadata."""
 
-from core.models.adapters import AdapterLineage, AdapterVersion, TrainingRun
+from core.models.adapters import AdapterLineage, AdapterVersion, NightlyClaim, TrainingRun
 from core.models.agents import Agent, AgentSession
 from core.models.analytics import (
     BASE_MODEL_KEY,
@@ -55,6 +55,7 @@ __all__ = [
     "KnowledgeChunk",
     "KnowledgeDocument",
     "Message",
+    "NightlyClaim",
     "Role",
     "Suggestion",
     "SuggestionStatus",

@@ -29,6 +29,19 @@ class TrainingRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class NightlyClaim(SQLModel, table=True):
+    """One tenant's nightly run for one night, claimed by the first scheduler to get there:
+    however many workers and hosts schedule the night, the unique key lets one run it."""
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "night", name="uq_nightly_claim"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id", ondelete="CASCADE")
+    night: str = Field(max_length=10)  # the schedule's date, in its time zone (YYYY-MM-DD)
+    claimed_by: str = Field(max_length=200)  # host and process id
+    claimed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class AdapterVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: int = Field(foreign_key="tenant.id", ondelete="CASCADE", index=True)

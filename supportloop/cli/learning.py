@@ -42,6 +42,13 @@ def finetune_run(
     force: Annotated[
         bool, typer.Option(help="Train even with fewer new examples than configured")
     ] = False,
+    night: Annotated[
+        str | None,
+        typer.Option(
+            help="The scheduled night (YYYY-MM-DD): each tenant's run is claimed once for it, "
+            "however many workers schedule it"
+        ),
+    ] = None,
 ) -> None:
     """Run the loop once: dataset, training, evaluation gate, publish to the registry."""
     from analytics import refresh_all_tenants
@@ -71,7 +78,12 @@ def finetune_run(
 
             try:
                 outcome = run_once(
-                    db=db, settings=settings, tenant_slug=slug, force=force, progress=advance
+                    db=db,
+                    settings=settings,
+                    tenant_slug=slug,
+                    force=force,
+                    progress=advance,
+                    night=night,
                 )
             except (RunLockedError, DomainError) as exc:
                 console.print(f"[red]{slug}: {exc}")
