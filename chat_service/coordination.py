@@ -1,5 +1,6 @@
 """What the workers of one deployment must agree on, in memory for one process or in Redis for
-several: the live-event hub, which worker answers a conversation, and the abuse limits.
+several: the live-event hub, which worker answers a conversation, the abuse limits, and which
+worker publishes adapters.
 
 One process (no `SUPPORTLOOP_REDIS_URL`) is the zero-config default and needs no Redis. With
 Redis, every worker on every machine shares the same hub channel, reply leases, buckets,
@@ -16,6 +17,7 @@ import redis.asyncio as redis
 
 from chat_service.connection_caps import Caps, ConnectionCaps
 from chat_service.hub import ConversationHub
+from chat_service.leadership import Leadership, RedisLeadership, SoleWorker
 from chat_service.rate_limit import RateLimiter
 from chat_service.redis_hub import RedisHub, redact_url
 from chat_service.redis_limits import RedisConnectionCaps, RedisRateLimiter, RedisTokenBudget
@@ -33,6 +35,7 @@ class Coordination:
     rate_limiter: RateLimiter
     connection_caps: Caps
     token_budget: Budget
+    leadership: Leadership
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -50,6 +53,7 @@ def in_memory(settings: Settings) -> Coordination:
             per_tenant=settings.widget_connections_per_tenant,
         ),
         token_budget=TokenBudget(settings.tenant_daily_tokens),
+        leadership=SoleWorker(),
     )
 
 
@@ -77,6 +81,10 @@ async def start_coordination(settings: Settings) -> Coordination:
         connection_caps=caps,
         token_budget=RedisTokenBudget(
             client, prefix=prefix, daily_tokens=settings.tenant_daily_tokens
+        ),
+        # Renewed at every adapter sync; another worker takes over a few syncs after it dies.
+        leadership=RedisLeadership(
+            client, prefix=prefix, ttl_s=max(10.0, 3 * settings.adapter_sync_interval_s)
         ),
         _closers=[client.aclose, hub.close, caps.close],
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine as DbEngine
@@ -27,15 +28,16 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from chat_service.adapter_leases import AdapterLeases
+from chat_service.leadership import Leadership, SoleWorker
 from core.chat_format import Turn
 from core.crud.adapters import (
     approved_waiting,
     get_adapter,
     mark_rejected,
     register_adapter,
-    registered_names,
     serving_set,
     switch_active,
+    unloadable_names,
 )
 from core.crud.tenants import get_tenant_by_slug
 from core.db import read_scope, session_scope
@@ -55,6 +57,9 @@ log = logging.getLogger(__name__)
 
 SMOKE_PROMPT = [Turn("user", "Hello! Can you help me with my order?")]
 SMOKE_PARAMS = SamplingParams(max_tokens=8, temperature=0.0)
+PUBLISHER = "adapter-publisher"
+# A candidate younger than this may be half-way through another worker's activation.
+ACTIVATION_GRACE = timedelta(minutes=10)
 
 
 class HotSwapError(Exception):
@@ -76,9 +81,16 @@ class NothingToRollBackError(HotSwapError, ConflictError):
 
 class AdapterManager:
     def __init__(
-        self, *, db: DbEngine, engine: Engine, leases: AdapterLeases, settings: Settings
+        self,
+        *,
+        db: DbEngine,
+        engine: Engine,
+        leases: AdapterLeases,
+        settings: Settings,
+        leadership: Leadership | None = None,
     ) -> None:
         self._db = db
+        self._leadership = leadership or SoleWorker()
         self._engine = engine
         self._leases = leases
         self._settings = settings
@@ -201,25 +213,32 @@ class AdapterManager:
     async def sync(self) -> None:
         """Publish what the nightly loop approved; load every tenant's active and previous
         versions wherever missing (an engine that restarted comes back by itself); unload
-        registered versions nobody needs, once idle."""
-        for tenant_slug, name in await run_in_threadpool(self._approved):
+        versions nobody needs, once idle.
+
+        With several workers every one loads what is wanted (idempotent), but only the leader
+        publishes approved versions, and on an engine the workers share only the leader
+        unloads: a worker whose registry read is a moment old would otherwise unload what
+        another has just activated."""
+        leader = await self._leadership.leads(PUBLISHER)
+        for tenant_slug, name in await run_in_threadpool(self._approved) if leader else []:
             try:
                 await self.activate(tenant_slug=tenant_slug, name=name)
             except HotSwapError as exc:
                 log.warning("approved adapter not published (tenant=%s): %s", tenant_slug, exc)
         async with self._sync_lock:
-            wanted, registered = await run_in_threadpool(self._serving_state)
+            wanted, unneeded = await run_in_threadpool(self._serving_state)
             for name, path in wanted.items():
                 try:
                     await self._engine.ensure_adapter(name, Path(path))
                 except EngineError as exc:
                     log.warning("could not load %s: %s", name, exc)
             loaded = set(await self._engine.list_adapters())
-            for name in (loaded & registered) - set(wanted):
-                if self._leases.in_use(name) or name in self._activating:
-                    continue  # still streaming, or about to serve; a later sync decides
-                await self._unload_quietly(name)
-                loaded.discard(name)
+            if leader or not self._engine.shared:
+                for name in (loaded & unneeded) - set(wanted):
+                    if self._leases.in_use(name) or name in self._activating:
+                        continue  # still streaming, or about to serve; a later sync decides
+                    await self._unload_quietly(name)
+                    loaded.discard(name)
             self.loaded = loaded
 
     async def run_sync_loop(self) -> None:
@@ -275,4 +294,6 @@ class AdapterManager:
 
     def _serving_state(self) -> tuple[dict[str, str], set[str]]:
         with read_scope(self._db) as session:
-            return serving_set(session=session), registered_names(session=session)
+            return serving_set(session=session), unloadable_names(
+                session=session, grace=ACTIVATION_GRACE
+            )

@@ -47,6 +47,8 @@ class Engine(Protocol):
     """A chat model server holding a base model and any number of named LoRA adapters."""
 
     name: str
+    # Several workers talk to the same engine (vLLM servers): only one of them unloads.
+    shared: bool
 
     async def start(self) -> None:
         """Load weights / connect; returns once the engine can serve."""

@@ -59,6 +59,7 @@ class _Stream:
 
 class EmbeddedEngine:
     name = "embedded"
+    shared = False  # one per worker process
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ def _error_message(response: httpx.Response) -> str:
 
 class VLLMEngine:
     name = "vllm"
+    shared = True
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
@@ -157,8 +158,23 @@ def serving_set(*, session: Session) -> dict[str, str]:
     return wanted
 
 
-def registered_names(*, session: Session) -> set[str]:
-    return set(session.exec(select(AdapterVersion.name)).all())
+def unloadable_names(*, session: Session, grace: timedelta) -> set[str]:
+    """Versions that may leave an engine once no tenant serves them: retired and rejected
+    ones, and candidates older than ``grace`` (an activation that died half-way). A younger
+    candidate may be in the middle of another worker's activation: loaded, not yet switched."""
+    settled = (AdapterStatus.RETIRED, AdapterStatus.REJECTED)
+    pending = (AdapterStatus.CANDIDATE, AdapterStatus.APPROVED)
+    return set(
+        session.exec(
+            select(AdapterVersion.name).where(
+                col(AdapterVersion.status).in_(settled)
+                | (
+                    col(AdapterVersion.status).in_(pending)
+                    & (col(AdapterVersion.created_at) < utcnow() - grace)
+                )
+            )
+        ).all()
+    )
 
 
 def stop_serving_tainted(*, session: Session, tenant_id: int) -> bool:

@@ -1,0 +1,121 @@
+"""Several workers keep one engine in line with the registry without undoing each other: one
+leader (a Redis key it renews) publishes approved versions and, on an engine the workers share
+(vLLM servers), is the only one to unload; everyone loads what is wanted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+
+from chat_service.adapter_leases import AdapterLeases
+from chat_service.hot_swap import PUBLISHER, AdapterManager
+from chat_service.leadership import RedisLeadership
+from core.crud.adapters import register_adapter
+from core.db import session_scope
+from core.migrate import open_database
+from core.models import AdapterStatus
+from engines.adapter_files import adapter_digest
+from engines.embedded import EmbeddedEngine
+from tests.chat_service.swap_helpers import unique
+from tests.chat_service.test_hub import REDIS_URL
+from tests.conftest import PhraseAdapter, make_settings
+from tests.factories import make_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.Redis]:
+    client = redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+async def test_one_worker_leads_until_it_stops_renewing(client: redis.Redis) -> None:
+    prefix = f"supportloop-test:{uuid.uuid4().hex}"
+    worker_a = RedisLeadership(client, prefix=prefix, ttl_s=0.5)
+    worker_b = RedisLeadership(client, prefix=prefix, ttl_s=0.5)
+    assert await worker_a.leads(PUBLISHER)
+    for _ in range(4):  # A keeps asking (renewing) past several expiries: the lead stays
+        await asyncio.sleep(0.2)
+        assert await worker_a.leads(PUBLISHER) and not await worker_b.leads(PUBLISHER)
+    assert await worker_b.leads("another-role")  # roles are led separately
+    await asyncio.sleep(0.7)  # A died: it stopped asking
+    assert await worker_b.leads(PUBLISHER)
+    assert not await worker_a.leads(PUBLISHER)
+
+
+class SharedEngine:
+    """The real engine, used by two workers' managers at once, as vLLM servers are."""
+
+    shared = True
+
+    def __init__(self, engine: EmbeddedEngine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+
+async def test_only_the_leader_publishes_approved_versions_and_unloads_from_a_shared_engine(
+    tmp_path: Path,
+    engine: EmbeddedEngine,
+    phrase_adapters: dict[str, PhraseAdapter],
+    adapter_dirs: tuple[Path, Path],
+    client: redis.Redis,
+) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'registry.db'}")
+    tenant, _ = make_tenant(db, "acme")
+    settings = make_settings(tmp_path, "sqlite://", max_new_tokens=4)
+    prefix = f"supportloop-test:{uuid.uuid4().hex}"
+    shared = SharedEngine(engine)
+    leader, follower = (
+        AdapterManager(
+            db=db,
+            engine=shared,  # type: ignore[arg-type]
+            leases=AdapterLeases(),
+            settings=settings,
+            leadership=RedisLeadership(client, prefix=prefix, ttl_s=30),
+        )
+        for _ in range(2)
+    )
+    v1, v2, v3, v4 = (unique(f"acme-v{n}") for n in range(1, 5))
+    try:
+        await leader.sync()  # the first to ask leads
+        for name, path in (
+            (v1, phrase_adapters["v1"].path),
+            (v2, phrase_adapters["v2"].path),
+            (v3, adapter_dirs[0]),
+        ):
+            await follower.publish(tenant_slug="acme", name=name, path=path)
+        await follower.sync()
+        assert v1 in await engine.list_adapters()  # retired, but not the follower's to unload
+        await leader.sync()
+        assert {v2, v3} <= set(await engine.list_adapters())
+        assert v1 not in await engine.list_adapters()
+
+        with session_scope(db) as session:
+            assert tenant.id is not None
+            register_adapter(
+                session=session,
+                tenant_id=tenant.id,
+                name=v4,
+                path=str(adapter_dirs[1].resolve()),
+                base_model="",
+                sha256=adapter_digest(adapter_dirs[1]),
+                status=AdapterStatus.APPROVED,
+            )
+        await follower.sync()
+        assert v4 not in await engine.list_adapters()  # the nightly's version waits for the leader
+        await leader.sync()
+        assert v4 in await engine.list_adapters()
+        await follower.sync()  # and the follower now knows it as loaded, to answer with it
+        assert v4 in follower.loaded
+    finally:
+        for name in set(await engine.list_adapters()) & {v1, v2, v3, v4}:
+            await engine.unload_adapter(name)
