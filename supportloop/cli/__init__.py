@@ -10,10 +10,11 @@ from supportloop.cli.adapters import adapters_app
 from supportloop.cli.ingestion import connectors_app, import_conversations
 from supportloop.cli.knowledge import knowledge_app
 from supportloop.cli.learning import eval_app, finetune_app, privacy_app
-from supportloop.cli.service import db_app, model_app, serve, vllm_app
+from supportloop.cli.service import db_app, model_app, serve, vllm_app, worker
 
 app = typer.Typer(help="SupportLoop: a support chatbot that learns from its conversations.")
 app.command()(serve)
+app.command()(worker)
 app.command("import")(import_conversations)
 for group, name in (
     (finetune_app, "finetune"),

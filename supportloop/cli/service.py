@@ -51,6 +51,18 @@ def serve(
             scheduler.shutdown(wait=False)
 
 
+def worker() -> None:
+    """Run the jobs (the nightly fine-tuning schedule) without serving: a deployment's jobs
+    process, so that training never shares a machine with the chat."""
+    from supportloop.nightly import run_jobs
+
+    settings = get_settings()
+    _require_model(settings)
+    database(settings)  # migrated before the first night
+    configure_logging()
+    run_jobs(settings)
+
+
 @model_app.command("prepare")
 def model_prepare(
     source: Annotated[
