@@ -46,6 +46,12 @@ class TrainingConfig(BaseSettings):
     checkpoint_every: int = Field(
         10, ge=1, description="Optimizer steps between checkpoints (resume after a kill)."
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Training processes (PyTorch DDP under torchrun): one per GPU, or gloo "
+        "processes on a CPU. The same batches and loss as one process.",
+    )
 
 
 class KnowledgeConfig(BaseSettings):

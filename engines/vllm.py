@@ -5,6 +5,12 @@ Adapters are loaded at run time with ``/v1/load_lora_adapter`` on every replica 
 on every replica's ``/v1/models`` before anyone may use them (the server must run with
 ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``; `supportloop vllm serve` does).
 
+Several replicas: each is remembered with the adapters it was last seen holding. A request
+goes, round robin, to a replica that is up and holds its adapter; one that cannot take it
+before the first token (unreachable, or the adapter missing after a restart) hands it to the
+next, so a replica that restarted is not asked for adapters until the adapter sync has loaded
+them back onto it. The service stays ready while any replica is.
+
 Prompts are fitted to the context window here, with the base model's own tokenizer (read from
 the prepared model directory, the one vLLM serves), so a long conversation loses its oldest
 turns instead of being refused by vLLM, and the system prompt always stays.
@@ -66,6 +72,8 @@ class VLLMEngine:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._next_replica = itertools.cycle(range(len(self._urls)))
+        self._holding: dict[str, set[str]] = {url: set() for url in self._urls}  # last seen
+        self._down: set[str] = set()
 
     async def start(self) -> None:
         # No waiting for vLLM here: the service starts, reports not-ready, and the adapter sync
@@ -90,13 +98,27 @@ class VLLMEngine:
         return self._client
 
     async def ready(self) -> bool:
+        """Ready while any replica is: the others get their requests back when they return."""
+        healthy = False
         for url in self._urls:
             try:
-                if (await self.client.get(f"{url}/health", timeout=5.0)).status_code != 200:
-                    return False
+                ok = (await self.client.get(f"{url}/health", timeout=5.0)).status_code == 200
             except httpx.HTTPError:
-                return False
-        return True
+                ok = False
+            (self._down.discard if ok else self._down.add)(url)
+            healthy = healthy or ok
+        return healthy
+
+    def _candidates(self, adapter: str | None) -> list[str]:
+        """Replicas to try, in order: round robin among those up and holding the adapter,
+        then the rest that are up, then (all down) every one."""
+        start = next(self._next_replica)
+        order = self._urls[start:] + self._urls[:start]
+        up = [url for url in order if url not in self._down] or order
+        if adapter is None:
+            return up
+        holding = [url for url in up if adapter in self._holding[url]]
+        return holding + [url for url in up if url not in holding]
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -108,7 +130,6 @@ class VLLMEngine:
         params: SamplingParams | None = None,
     ) -> AsyncIterator[str]:
         params = params or SamplingParams()
-        url = self._urls[next(self._next_replica)]
         body: dict[str, object] = {
             "model": adapter or self._served_model,
             "messages": [
@@ -123,6 +144,27 @@ class VLLMEngine:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        failure: EngineError | None = None
+        for url in self._candidates(adapter):
+            started = False
+            try:
+                async for piece in self._stream_from(url, body):
+                    started = True
+                    yield piece
+                return
+            except (EngineUnavailableError, AdapterNotFoundError) as exc:
+                if started:
+                    raise  # the customer saw part of this reply: no silent second one
+                failure = exc
+                if isinstance(exc, AdapterNotFoundError) and adapter is not None:
+                    self._holding[url].discard(adapter)
+                else:
+                    self._down.add(url)
+                log.warning("vLLM %s did not take the request (%s); next replica", url, exc)
+        assert failure is not None
+        raise failure
+
+    async def _stream_from(self, url: str, body: dict[str, object]) -> AsyncIterator[str]:
         try:
             async with self.client.stream(
                 "POST", f"{url}/v1/chat/completions", json=body
@@ -135,6 +177,7 @@ class VLLMEngine:
                     raise EngineError(
                         f"vLLM {url} answered {response.status_code}: {_error_message(response)}"
                     )
+                self._down.discard(url)
                 finished = False
                 async for line in response.aiter_lines():
                     if not line.startswith("data: "):
@@ -177,10 +220,14 @@ class VLLMEngine:
         try:
             response = await self.client.get(f"{url}/v1/models")
         except httpx.HTTPError as exc:
+            self._down.add(url)
             raise EngineUnavailableError(f"vLLM {url} unreachable: {exc}") from exc
         if response.status_code != 200:
             raise EngineError(f"vLLM {url} /v1/models answered {response.status_code}")
-        return {m["id"] for m in response.json()["data"] if m.get("parent")}
+        held = {m["id"] for m in response.json()["data"] if m.get("parent")}
+        self._down.discard(url)
+        self._holding[url] = held
+        return held
 
     async def _load_on(self, url: str, name: str, path: Path) -> None:
         try:
@@ -191,6 +238,7 @@ class VLLMEngine:
             raise EngineUnavailableError(f"vLLM {url} unreachable: {exc}") from exc
         if response.status_code != 200:
             raise AdapterLoadError(f"vLLM {url} refused {name}: {_error_message(response)}")
+        self._holding[url].add(name)
 
     async def _unload_on(self, url: str, name: str) -> None:
         try:
@@ -201,6 +249,7 @@ class VLLMEngine:
             raise EngineUnavailableError(f"vLLM {url} unreachable: {exc}") from exc
         if response.status_code not in (200, 404):
             raise EngineError(f"vLLM {url} could not unload {name}: {_error_message(response)}")
+        self._holding[url].discard(name)
 
     async def load_adapter(self, name: str, path: Path) -> None:
         """All replicas or none: a replica that fails makes the others unload it again."""
@@ -221,16 +270,36 @@ class VLLMEngine:
             raise
 
     async def ensure_adapter(self, name: str, path: Path) -> None:
+        """Onto every reachable replica that lacks it; a replica that is down gets it at the
+        first sync after it returns."""
+        reached = False
         for url in self._urls:
-            if name not in await self._replica_adapters(url):
+            try:
+                held = await self._replica_adapters(url)
+            except EngineUnavailableError as exc:
+                log.warning("%s not checked on a replica that is down: %s", name, exc)
+                continue
+            reached = True
+            if name not in held:
                 await self._load_on(url, name, path)
                 log.info("loaded %s on %s", name, url)
+        if not reached:
+            raise EngineUnavailableError(f"no vLLM replica reachable to load {name}")
 
     async def unload_adapter(self, name: str) -> None:
         for url in self._urls:
             await self._unload_on(url, name)
 
     async def list_adapters(self) -> list[str]:
-        """Adapters every replica holds (only those can serve any request)."""
-        sets = [await self._replica_adapters(url) for url in self._urls]
-        return sorted(set.intersection(*sets))
+        """Adapters some reachable replica holds: requests go to the replicas holding theirs."""
+        held: set[str] = set()
+        reached = False
+        for url in self._urls:
+            try:
+                held |= await self._replica_adapters(url)
+                reached = True
+            except EngineUnavailableError:
+                continue
+        if not reached:
+            raise EngineUnavailableError("no vLLM replica reachable")
+        return sorted(held)

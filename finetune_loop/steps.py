@@ -23,12 +23,13 @@ from core.chat_format import Turn, articles_in
 from core.db import read_scope, session_scope
 from core.models import AdapterVersion, Tenant, TrainingRunStatus
 from core.settings import Settings
+from finetune_loop import distributed
 from finetune_loop.canaries import canaries, canary_examples, canary_probes
 from finetune_loop.dataset import Dataset, Example, build_dataset, example_to_json
 from finetune_loop.gate import decide
 from finetune_loop.publish import prune_versions, publish_candidate
 from finetune_loop.runs import NightlyRun, RunOutcome, RunResult, tenant_dir, training_config
-from finetune_loop.trainer import TrainResult, train_lora
+from finetune_loop.trainer import TrainResult
 from knowledge import KnowledgeBase, faithful, grounded_prompt
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def train(run: NightlyRun, dataset: Dataset, progress: Progress | None = None) -
     ).hexdigest()
     candidate = run.work / "candidate"
     shutil.rmtree(candidate, ignore_errors=True)
-    result = train_lora(
+    result = distributed.train(
         model_dir=run.settings.resolved_model_dir,
         examples=examples,
         out_dir=candidate,

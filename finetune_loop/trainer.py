@@ -5,6 +5,11 @@ spread over many files. Here a checkpoint is three files written atomically - th
 the optimizer state as safetensors, the step and config as JSON - and resuming is "load them,
 skip the batches already seen". Batches are drawn in a seeded order, sorted by length inside
 each chunk so padding stays small, and the loss covers only reply tokens (core/chat_format.py).
+
+Under several processes (DDP, launched by finetune_loop/distributed.py: one per GPU, or gloo
+processes on CPU) every process draws the same batches and takes its share of each; the loss
+is weighted by reply tokens across all of them, so a step's gradient is the one a single
+process would compute on the whole batch. Process 0 writes checkpoints and the adapter.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import random
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,17 @@ class TrainResult:
     tokens: int
     final_loss: float
     seconds: float
+    losses: list[float] = field(default_factory=list)  # one per step run here (the curve)
+    processes: int = 1
+
+
+def _world() -> tuple[int, int]:
+    """(this process's rank, number of processes): (0, 1) unless DDP is set up."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _batches(
@@ -191,30 +207,52 @@ def train_lora(
         for epoch in range(math.ceil(config.epochs))
         for batch in _batches(encoded, config.batch_size, epoch, config.seed)
     ][:total]
+    rank, world = _world()
+    forward = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model)
     model.train()
-    loss_value, tokens = float("nan"), 0
+    loss_value, tokens, losses = float("nan"), 0, []
     for step in range(resumed, total):
-        batch = collate([encoded[i] for i in plan[step]], pad_id, device)
-        loss = model(**batch).loss
-        loss.backward()
+        mine = plan[step][rank::world]
+        batch = collate([encoded[i] for i in mine or plan[step][:1]], pad_id, device)
+        # Sum of token losses here, over the reply tokens of the whole batch: DDP averages the
+        # gradients of `world` processes, so each contributes sum * world / all tokens.
+        replies = float((batch["labels"][:, 1:] != IGNORE).sum()) if mine else 0.0
+        seen = float(batch["attention_mask"].sum()) if mine else 0.0
+        local_sum = forward(**batch).loss * replies
+        totals = torch.tensor([float(local_sum.detach()), replies, seen])
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(totals)
+        (local_sum * world / totals[1].clamp(min=1.0)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
-        tokens += int(batch["attention_mask"].sum())
-        if progress:
+        loss_value = float(totals[0] / totals[1].clamp(min=1.0))
+        losses.append(loss_value)
+        tokens += int(totals[2])
+        if progress and rank == 0:
             progress(step + 1, total, loss_value)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
+        if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total):
             _save_checkpoint(work_dir, model, optimizer, step + 1, meta)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / CONFIG_FILE).write_text(
-        json.dumps({**config.model_dump(), "device": device, "fingerprint": fingerprint}, indent=2)
-    )
+    if rank == 0:
+        model.save_pretrained(out_dir, safe_serialization=True)
+        (out_dir / CONFIG_FILE).write_text(
+            json.dumps(
+                {**config.model_dump(), "device": device, "fingerprint": fingerprint}, indent=2
+            )
+        )
     return TrainResult(
         steps=total,
         resumed_from=resumed,
         tokens=tokens,
         final_loss=loss_value,
         seconds=time.perf_counter() - started,
+        losses=losses,
+        processes=world,
     )

@@ -254,7 +254,10 @@ async def test_vllm_dying_fails_replies_and_swaps_clearly_and_the_service_recove
     a reply cut off mid-stream ends in a clear error with no half reply stored; a version
     published while vLLM is down is rejected and the pointer stays; once vLLM is back the sync
     loop reloads the active version and replies come from it again."""
-    settings = vllm_settings(tmp_path, vllm_server, max_new_tokens=400)
+    # The unanswered sweep would retry the failed reply during vLLM's minute-long restart and,
+    # failing again, hand the conversation to a person (tests/chat_service/
+    # test_nothing_unanswered.py covers that); here the outage alone is under test.
+    settings = vllm_settings(tmp_path, vllm_server, max_new_tokens=400, unanswered_sweep_s=3600)
     with running_server(settings, None) as live:
         make_tenant(live.app.state.services.db, "acme")
         v1, v2 = unique("acme-v1"), unique("acme-v2")
@@ -289,7 +292,7 @@ async def test_vllm_dying_fails_replies_and_swaps_clearly_and_the_service_recove
         assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
 
 
-async def test_adapters_are_loaded_and_verified_on_every_replica(
+async def test_adapters_reach_every_replica_and_requests_go_to_replicas_that_hold_them(
     tmp_path: Path, vllm_server: VLLMProcess, phrase_adapters: dict[str, PhraseAdapter]
 ) -> None:
     second = VLLMProcess(vllm_server_settings(tmp_path), free_port(), tmp_path / "second.log")
@@ -305,11 +308,18 @@ async def test_adapters_are_loaded_and_verified_on_every_replica(
                 assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
 
             second.stop()
+            for _ in range(4):  # a replica down: its requests go to the one that is up
+                assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
+            assert httpx.get(f"{live.http_url}/readyz").status_code == 200
             response = await publish(live, v2, phrase_adapters["v2"].path)
             assert response.status_code == 409 and "unreachable" in response.json()["detail"]
             assert v2 not in vllm_server.models()  # all replicas or none
 
             second.start()
+            # Back without its adapters: requests for v1 prefer the replica that holds it
+            # until the sync has loaded it onto the restarted one.
+            for _ in range(2):
+                assert (await ask(live)).startswith(phrase_adapters["v1"].phrase)
             await wait_until_loaded(second, v1)  # the restarted replica gets it back
             assert v1 in second.models()
             for _ in range(2):
