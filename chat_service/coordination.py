@@ -63,7 +63,7 @@ async def start_coordination(settings: Settings) -> Coordination:
     prefix = settings.redis_prefix
     client = redis.from_url(settings.redis_url)
     await client.ping()  # a wrong URL fails the start, not the first customer
-    hub = RedisHub(settings.redis_url, channel=f"{prefix}:events")
+    hub = RedisHub(client, channel=f"{prefix}:events")
     await hub.start()
     caps = RedisConnectionCaps(
         client,

@@ -6,8 +6,8 @@ other worker's listener delivers it to the widgets and consoles connected there.
 stays the source of truth: pub/sub may drop a message (a worker restarting, Redis away), and a
 client that missed one resumes from its last sequence number as it does after any reconnect.
 
-Order: one sender task per worker sends in publish order over one connection, and Redis keeps
-a connection's order, so the events of a reply (owned by one worker) arrive in order everywhere.
+Order: one sender task per worker sends in publish order, one PUBLISH at a time, and Redis
+keeps that order, so the events of a reply (owned by one worker) arrive in order everywhere.
 Back-pressure: the outgoing queue is bounded; when Redis is slower than the chat, events for
 other workers are dropped and counted, never buffered without bound, and local delivery is
 unaffected.
@@ -44,9 +44,11 @@ def redact_url(url: str) -> str:
 
 
 class RedisHub(ConversationHub):
-    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+    def __init__(self, client: redis.Redis, channel: str = CHANNEL) -> None:
+        """``client`` is the worker's shared client (its pool); the listener holds one of its
+        connections for the subscription."""
         super().__init__()
-        self._url = url
+        self._client = client
         self._channel = channel
         self._origin = uuid.uuid4().hex  # our own messages come back: skip them
         self._outgoing: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTGOING_LIMIT)
@@ -103,9 +105,8 @@ class RedisHub(ConversationHub):
 
     async def _listen(self) -> None:
         while True:
-            client = redis.from_url(self._url)
             try:
-                async with client.pubsub() as pubsub:
+                async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
                     self._listening.set()
                     async for message in pubsub.listen():
@@ -118,19 +119,13 @@ class RedisHub(ConversationHub):
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("redis listener lost its connection (%s); reconnecting", exc)
                 await asyncio.sleep(RECONNECT_S)
-            finally:
-                await client.aclose()
 
     async def _send(self) -> None:
-        client = redis.from_url(self._url)
-        try:
-            while True:
-                message = await self._outgoing.get()
-                try:
-                    await client.publish(self._channel, message)
-                except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                    self.dropped += 1
-                    log.warning("redis publish failed (%s); clients will resume", exc)
-                    await asyncio.sleep(RECONNECT_S)
-        finally:
-            await client.aclose()
+        while True:
+            message = await self._outgoing.get()
+            try:
+                await self._client.publish(self._channel, message)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self.dropped += 1
+                log.warning("redis publish failed (%s); clients will resume", exc)
+                await asyncio.sleep(RECONNECT_S)

@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -105,6 +107,18 @@ def id_chunks(ids: Iterable[int], size: int = ID_CHUNK) -> Iterator[list[int]]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
+
+
+def insert_if_absent(table: sa.Table) -> dict[str, Any]:
+    """An INSERT ... ON CONFLICT DO NOTHING RETURNING id per dialect name, built once.
+
+    For writes that may come twice (a retried message, a redelivered event, a second worker's
+    claim): the unique key refuses the copy without an error, so the rest of the transaction
+    stands, and an empty RETURNING tells the caller it was already there."""
+    return {
+        "sqlite": sqlite_insert(table).on_conflict_do_nothing().returning(table.c.id),
+        "postgresql": postgresql_insert(table).on_conflict_do_nothing().returning(table.c.id),
+    }
 
 
 def check_database(engine: Engine) -> None:

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, delete, or_, select
 
 from core.crud.adapters import retire_tainted
-from core.db import id_chunks, session_scope
+from core.db import id_chunks, insert_if_absent, session_scope
 from core.models import (
     AdapterLineage,
     AdapterVersion,
@@ -46,6 +46,7 @@ from core.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
+from core.models.types import utcnow
 
 log = logging.getLogger(__name__)
 ANY_SOURCE = "*"  # email tombstones hold whichever provider the address comes back through
@@ -88,30 +89,24 @@ class Erased:
         return bool(self.conversation_ids or self.message_ids or self.raw_bodies)
 
 
+_TOMBSTONES = ErasureTombstone.__table__  # type: ignore[attr-defined]
+_INSERT_TOMBSTONE = insert_if_absent(_TOMBSTONES)
+
+
 def add_tombstones(session: Session, tenant_id: int, tombstones: Iterable[Tombstone]) -> None:
-    wanted = set(tombstones)
-    if not wanted:
-        return
-    existing = {
-        (row.source, row.kind, row.external_id)
-        for row in session.exec(
-            select(ErasureTombstone).where(
-                ErasureTombstone.tenant_id == tenant_id,
-                col(ErasureTombstone.external_id).in_({t.external_id for t in wanted}),
+    """Insert-if-absent per key: two erasures of overlapping data (or a retried one) never
+    collide on the unique key."""
+    insert = _INSERT_TOMBSTONE[session.get_bind().dialect.name]
+    for tombstone in set(tombstones):
+        session.execute(
+            insert.values(
+                tenant_id=tenant_id,
+                source=tombstone.source,
+                kind=tombstone.kind,
+                external_id=tombstone.external_id[:200],
+                created_at=utcnow(),
             )
-        ).all()
-    }
-    for tombstone in wanted:
-        if (tombstone.source, tombstone.kind, tombstone.external_id) not in existing:
-            session.add(
-                ErasureTombstone(
-                    tenant_id=tenant_id,
-                    source=tombstone.source,
-                    kind=tombstone.kind,
-                    external_id=tombstone.external_id[:200],
-                )
-            )
-    session.flush()
+        )
 
 
 def tombstoned(

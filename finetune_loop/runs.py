@@ -23,13 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
 from core.crud.tenants import require_tenant
-from core.db import session_scope
+from core.db import insert_if_absent, session_scope
 from core.models import NightlyClaim, TrainingRun, TrainingRunStatus, utcnow
 from core.settings import Settings, TrainingConfig
 
@@ -101,10 +99,7 @@ def _advisory_lock(db: DbEngine, tenant_id: int, slug: str) -> Iterator[None]:
 
 
 _CLAIMS = NightlyClaim.__table__  # type: ignore[attr-defined]
-_CLAIM = {
-    "sqlite": sqlite_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.id),
-    "postgresql": postgresql_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.id),
-}
+_CLAIM = insert_if_absent(_CLAIMS)
 
 
 def claim_night(*, db: DbEngine, tenant_id: int, night: str) -> str | None:

@@ -20,12 +20,13 @@ import importlib.util  # noqa: E402
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
 
@@ -42,6 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO_ROOT / "var" / "models" / "smollm2-135m-instruct"  # cached between runs
 POSTGRES_URL = os.environ.get("SUPPORTLOOP_TEST_POSTGRES_URL", "")
 ADMIN_TOKEN = "test-admin-token"
+# The machine's Redis, as in CI; every test keeps to a key prefix of its own.
+REDIS_URL = Settings().redis_url or "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -150,6 +153,25 @@ def db(db_url: str) -> Iterator[DbEngine]:
     upgrade_database(engine)
     yield engine
     engine.dispose()
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix (and pub/sub channel) no other test, or test process, uses."""
+    return f"supportloop-test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def redis_client(redis_prefix: str) -> AsyncIterator[redis.Redis]:
+    """A client of the machine's Redis; whatever the test left under its prefix is removed."""
+    client = redis.from_url(REDIS_URL)
+    yield client
+    if keys := await client.keys(f"{redis_prefix}:*"):
+        await client.delete(*keys)
+    await client.aclose()
 
 
 # -- the real model ------------------------------------------------------------------------

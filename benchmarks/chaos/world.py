@@ -3,7 +3,7 @@ SUPPORTLOOP_TEST_POSTGRES_URL, as for the tests), migrated, with the scenario's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from benchmarks.databases import fresh_database
@@ -15,27 +15,39 @@ from core.models import BotMode
 
 TENANT = "chaos"
 WEBHOOK_SECRET = "chaos-webhook-secret"
-AGENT_EMAIL = "agent@chaos.example"
 AGENT_PASSWORD = "chaos-agent-password"
+
+
+def agent_email(tenant: str) -> str:
+    return f"agent@{tenant}.example"
+
+
+AGENT_EMAIL = agent_email(TENANT)
+
+
+def add_tenants(url: str, tenants: Mapping[str, BotMode], password: str = AGENT_PASSWORD) -> None:
+    """Migrate the database at ``url`` and add each tenant with one agent (agent_email)."""
+    db = create_db_engine(url)
+    upgrade_database(db)
+    with session_scope(db) as session:
+        for slug, bot_mode in tenants.items():
+            tenant, _ = create_tenant(session=session, slug=slug, bot_mode=bot_mode)
+            assert tenant.id is not None
+            create_agent(
+                session=session,
+                tenant_id=tenant.id,
+                email=agent_email(slug),
+                password=password,
+                display_name=f"{slug.title()} Agent",
+            )
+    db.dispose()
 
 
 @contextmanager
 def database(backend: str, bot_mode: BotMode = BotMode.OFF) -> Iterator[str]:
     """A fresh, migrated database with the scenario tenant and one agent; yields its URL."""
     with fresh_database(backend) as url:
-        db = create_db_engine(url)
-        upgrade_database(db)
-        with session_scope(db) as session:
-            tenant, _ = create_tenant(session=session, slug=TENANT, bot_mode=bot_mode)
-            assert tenant.id is not None
-            create_agent(
-                session=session,
-                tenant_id=tenant.id,
-                email=AGENT_EMAIL,
-                password=AGENT_PASSWORD,
-                display_name="Chaos Agent",
-            )
-        db.dispose()
+        add_tenants(url, {TENANT: bot_mode})
         yield url
 
 

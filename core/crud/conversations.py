@@ -12,12 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from core.db import insert_if_absent
 from core.errors import NotFoundError
 from core.models import (
     NATIVE_SOURCE,
@@ -141,10 +140,7 @@ _UNDO_SEQ = (
 )
 # A second copy (the same client id, or the same provider id) is refused by its unique key
 # without an error, so nothing else in the transaction is lost.
-_INSERT_MESSAGE = {
-    "sqlite": sqlite_insert(_MESSAGES).on_conflict_do_nothing().returning(_MESSAGES.c.id),
-    "postgresql": postgresql_insert(_MESSAGES).on_conflict_do_nothing().returning(_MESSAGES.c.id),
-}
+_INSERT_MESSAGE = insert_if_absent(_MESSAGES)
 
 
 def append_message(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,24 +21,16 @@ from core.models import AdapterStatus
 from engines.adapter_files import adapter_digest
 from engines.embedded import EmbeddedEngine
 from tests.chat_service.swap_helpers import unique
-from tests.chat_service.test_hub import REDIS_URL
 from tests.conftest import PhraseAdapter, make_settings
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    client = redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
-
-
-async def test_one_worker_leads_until_it_stops_renewing(client: redis.Redis) -> None:
+async def test_one_worker_leads_until_it_stops_renewing(redis_client: redis.Redis) -> None:
     prefix = f"supportloop-test:{uuid.uuid4().hex}"
-    worker_a = RedisLeadership(client, prefix=prefix, ttl_s=0.5)
-    worker_b = RedisLeadership(client, prefix=prefix, ttl_s=0.5)
+    worker_a = RedisLeadership(redis_client, prefix=prefix, ttl_s=0.5)
+    worker_b = RedisLeadership(redis_client, prefix=prefix, ttl_s=0.5)
     assert await worker_a.leads(PUBLISHER)
     for _ in range(4):  # A keeps asking (renewing) past several expiries: the lead stays
         await asyncio.sleep(0.2)
@@ -67,7 +58,7 @@ async def test_only_the_leader_publishes_approved_versions_and_unloads_from_a_sh
     engine: EmbeddedEngine,
     phrase_adapters: dict[str, PhraseAdapter],
     adapter_dirs: tuple[Path, Path],
-    client: redis.Redis,
+    redis_client: redis.Redis,
 ) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'registry.db'}")
     tenant, _ = make_tenant(db, "acme")
@@ -80,7 +71,7 @@ async def test_only_the_leader_publishes_approved_versions_and_unloads_from_a_sh
             engine=shared,  # type: ignore[arg-type]
             leases=AdapterLeases(),
             settings=settings,
-            leadership=RedisLeadership(client, prefix=prefix, ttl_s=30),
+            leadership=RedisLeadership(redis_client, prefix=prefix, ttl_s=30),
         )
         for _ in range(2)
     )

@@ -8,31 +8,27 @@ test workers never hear each other.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as redis
 
 from chat_service.frames import DeltaEvent, MessageEvent, ServerEvent, TypingEvent
 from chat_service.hub import ConversationHub, Subscription
 from chat_service.redis_hub import RedisHub, redact_url
-from core.settings import Settings
+from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.anyio
-REDIS_URL = Settings().redis_url or "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def channel() -> str:
-    return f"supportloop-test:{uuid.uuid4().hex}"
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def hub(request: pytest.FixtureRequest, channel: str) -> AsyncIterator[ConversationHub]:
+async def hub(
+    request: pytest.FixtureRequest, redis_client: redis.Redis, redis_prefix: str
+) -> AsyncIterator[ConversationHub]:
     if request.param == "memory":
         yield ConversationHub()
         return
-    redis_hub = RedisHub(REDIS_URL, channel=channel)
+    redis_hub = RedisHub(redis_client, channel=redis_prefix)
     await redis_hub.start()
     try:
         yield redis_hub
@@ -80,8 +76,10 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_not_buffered(
         assert slow.overflowed.is_set() and slow.queue.full()
 
 
-async def test_an_event_on_one_worker_reaches_another_once_and_in_order(channel: str) -> None:
-    worker_a, worker_b = RedisHub(REDIS_URL, channel=channel), RedisHub(REDIS_URL, channel=channel)
+async def test_an_event_on_one_worker_reaches_another_once_and_in_order(redis_prefix: str) -> None:
+    client_a, client_b = redis.from_url(REDIS_URL), redis.from_url(REDIS_URL)  # two processes'
+    worker_a = RedisHub(client_a, channel=redis_prefix)
+    worker_b = RedisHub(client_b, channel=redis_prefix)
     await worker_a.start()
     await worker_b.start()
     try:
@@ -118,8 +116,9 @@ async def test_an_event_on_one_worker_reaches_another_once_and_in_order(channel:
             await asyncio.sleep(0.2)
             assert on_a.queue.empty() and on_b.queue.empty()  # each delivered once
     finally:
-        await worker_a.close()
-        await worker_b.close()
+        for worker, client in ((worker_a, client_a), (worker_b, client_b)):
+            await worker.close()
+            await client.aclose()
 
 
 def test_the_redis_password_never_reaches_the_logs() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -24,28 +24,22 @@ from core.crud.conversations import append_customer_message
 from core.db import session_scope
 from core.models import BotMode, Message, Role
 from engines.embedded import EmbeddedEngine
-from tests.chat_service.test_hub import REDIS_URL
-from tests.conftest import free_port, make_settings, running_server
+from tests.conftest import REDIS_URL, free_port, make_settings, running_server
 from tests.factories import make_conversation, make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    client = redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
-
-
-def leases(client: redis.Redis, ttl_s: float = 30.0) -> RedisReplyLeases:
+def leases(redis_client: redis.Redis, ttl_s: float = 30.0) -> RedisReplyLeases:
     return RedisReplyLeases(
-        client, prefix=f"supportloop-test:{uuid.uuid4().hex}", ttl_s=ttl_s, poll_s=0.05
+        redis_client, prefix=f"supportloop-test:{uuid.uuid4().hex}", ttl_s=ttl_s, poll_s=0.05
     )
 
 
-async def test_a_second_worker_waits_until_the_first_has_answered(client: redis.Redis) -> None:
-    shared = leases(client)
+async def test_a_second_worker_waits_until_the_first_has_answered(
+    redis_client: redis.Redis,
+) -> None:
+    shared = leases(redis_client)
     order: list[str] = []
 
     async def answer(worker: str, seconds: float) -> None:
@@ -62,10 +56,10 @@ async def test_a_second_worker_waits_until_the_first_has_answered(client: redis.
         pass
 
 
-async def test_the_lease_of_a_worker_that_died_expires(client: redis.Redis) -> None:
-    shared = leases(client)
+async def test_the_lease_of_a_worker_that_died_expires(redis_client: redis.Redis) -> None:
+    shared = leases(redis_client)
     # A worker that died mid-reply: its lease is never renewed nor released.
-    await client.set(shared._key(42), "dead-worker", px=500)
+    await redis_client.set(shared._key(42), "dead-worker", px=500)
     started = asyncio.get_running_loop().time()
     async with shared.hold(42):
         waited = asyncio.get_running_loop().time() - started
@@ -73,21 +67,21 @@ async def test_the_lease_of_a_worker_that_died_expires(client: redis.Redis) -> N
 
 
 async def test_a_long_reply_keeps_its_lease_and_a_lost_lease_cancels_it(
-    client: redis.Redis,
+    redis_client: redis.Redis,
 ) -> None:
-    shared = leases(client, ttl_s=1.5)
+    shared = leases(redis_client, ttl_s=1.5)
     async with shared.hold(42):
         await asyncio.sleep(2.0)  # past the first expiry: renewed meanwhile
-        assert await client.get(shared._key(42)) is not None
+        assert await redis_client.get(shared._key(42)) is not None
 
     async def stalled_reply() -> None:
         async with shared.hold(42):
-            await client.set(shared._key(42), "another-worker")  # it expired and was taken
+            await redis_client.set(shared._key(42), "another-worker")  # it expired and was taken
             await asyncio.sleep(5)
 
     with pytest.raises(asyncio.CancelledError):
         await stalled_reply()
-    assert await client.get(shared._key(42)) == b"another-worker"  # not released by us
+    assert await redis_client.get(shared._key(42)) == b"another-worker"  # not released by us
 
 
 @pytest.fixture(params=["redis", "database only"])

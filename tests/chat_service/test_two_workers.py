@@ -18,9 +18,8 @@ from core.crud.agents import create_agent
 from core.db import session_scope
 from core.models import BotMode
 from engines.embedded import EmbeddedEngine
-from tests.chat_service.test_hub import REDIS_URL
 from tests.chat_service.ws_client import read_until, send_message
-from tests.conftest import free_port, make_settings, running_server
+from tests.conftest import REDIS_URL, free_port, make_settings, running_server
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.anyio

@@ -17,15 +17,12 @@ from websockets.asyncio.client import connect
 
 from benchmarks.balancer import Balancer
 from benchmarks.chaos.server import ServerProcess
+from benchmarks.chaos.world import add_tenants, agent_email
 from benchmarks.databases import fresh_database
-from core.crud.agents import create_agent
-from core.crud.tenants import create_tenant
 from core.db import create_db_engine, session_scope
-from core.migrate import upgrade_database
 from core.models import BotMode, Message, Role
-from tests.chat_service.test_hub import REDIS_URL
 from tests.chat_service.ws_client import is_bot_message, open_chat, read_until, send_message
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, REDIS_URL
 
 pytestmark = [
     pytest.mark.anyio,
@@ -46,19 +43,7 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Deployment]:
     with fresh_database("postgresql") as url:
-        db = create_db_engine(url)
-        upgrade_database(db)
-        with session_scope(db) as session:
-            for slug, mode in (("quiet", BotMode.OFF), ("busy", BotMode.AUTO)):
-                tenant, _ = create_tenant(session=session, slug=slug, bot_mode=mode)
-                assert tenant.id is not None
-                create_agent(
-                    session=session,
-                    tenant_id=tenant.id,
-                    email=f"sam@{slug}.test",
-                    password=PASSWORD,
-                )
-        db.dispose()
+        add_tenants(url, {"quiet": BotMode.OFF, "busy": BotMode.AUTO}, password=PASSWORD)
         shared = {
             "redis_url": REDIS_URL,
             "redis_prefix": f"supportloop-test:{uuid.uuid4().hex}",
@@ -83,7 +68,7 @@ def deployment() -> Iterator[Deployment]:
 def sign_in(base_url: str, tenant: str, password: str = PASSWORD) -> httpx.Response:
     return httpx.post(
         f"{base_url}/console/api/login",
-        json={"tenant": tenant, "email": f"sam@{tenant}.test", "password": password},
+        json={"tenant": tenant, "email": agent_email(tenant), "password": password},
         headers={"Origin": base_url},
     )
 
