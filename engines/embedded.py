@@ -4,7 +4,7 @@ This module imports torch and peft at load time, so that no heavy import happens
 serving thread; the service imports it only when this engine is chosen.
 
 One scheduler thread owns the model. It round-robins one decoding step per active stream, so
-concurrent chats stream concurrently and fairly, and it applies adapter loads and unloads
+concurrent chats stream concurrently and fairly (a new stream's prefill goes first), and it applies adapter loads and unloads
 between steps, so new adapters arrive while others are being served. Nothing else touches the
 model, which is why no locks are needed around peft's global "active adapter" state.
 """
@@ -236,7 +236,9 @@ class EmbeddedEngine:
                         stream.emit(EngineUnavailableError("the engine shut down"))
                     return
                 if isinstance(item, _Stream):
-                    active.append(item)
+                    # Prefill first (as vLLM schedules): a new reply's first token comes after
+                    # one step, not after a round of every stream; then it takes its turn.
+                    active.appendleft(item)
                 elif isinstance(item, tuple):
                     fn, future = item
                     # A caller that gave up while queued (a server shutting down cancels its

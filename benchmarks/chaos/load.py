@@ -32,15 +32,15 @@ from benchmarks.chat_load import percentile
 from benchmarks.databases import backends
 
 
-def _raise_fd_limit() -> None:
+def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _open(ws_url: str) -> ClientConnection:
+async def open_idle_socket(ws_url: str, tenant: str = TENANT) -> ClientConnection:
     # The client pings as rarely as the server may expect; what is measured is the server.
     return await connect(
-        f"{ws_url}/v1/chat/ws?tenant={TENANT}", open_timeout=60, ping_interval=None
+        f"{ws_url}/v1/chat/ws?tenant={tenant}", open_timeout=60, ping_interval=None
     )
 
 
@@ -53,7 +53,7 @@ async def _hold_sockets(
     while len(opened) < sockets:
         batch = min(step, sockets - len(opened))
         try:
-            opened += await asyncio.gather(*(_open(server.ws_url) for _ in range(batch)))
+            opened += await asyncio.gather(*(open_idle_socket(server.ws_url) for _ in range(batch)))
         except Exception as exc:  # the limit of this process, or of the machine
             stopped = f"{type(exc).__name__}: {exc}"
             break
@@ -96,7 +96,7 @@ def _frozen_client(ws_url: str, count: int, ready: Any) -> None:
     """Runs in a child process: opens ``count`` sockets, says so, then waits to be frozen."""
 
     async def hold() -> None:
-        sockets = [await _open(ws_url) for _ in range(count)]
+        sockets = [await open_idle_socket(ws_url) for _ in range(count)]
         ready.set()
         await asyncio.sleep(3600)
         del sockets
@@ -140,7 +140,7 @@ def run(
     ping_interval_s: float = 20,
     ping_timeout_s: float = 20,
 ) -> dict[str, Any]:
-    _raise_fd_limit()
+    raise_fd_limit()
     with database(backend) as url:
         with ServerProcess(
             url,
