@@ -414,16 +414,20 @@ class Responder:
             ):
                 return None  # already drafted
             adapter_name, adapter_id = None, None
-            if tenant.active_adapter_id is not None:
-                adapter = session.get(AdapterVersion, tenant.active_adapter_id)
+            # Another worker may have just switched the pointer: until this worker's next
+            # sync sees the new version loaded, the version it replaced still answers.
+            for candidate in (tenant.active_adapter_id, tenant.previous_adapter_id):
+                adapter = session.get(AdapterVersion, candidate) if candidate else None
                 if adapter is not None and adapter.name in loaded_adapters:
                     adapter_name, adapter_id = adapter.name, adapter.id
-                else:
-                    log.warning(
-                        "tenant=%s active adapter %s is not loaded; answering with the base model",
-                        tenant.slug,
-                        tenant.active_adapter_id,
-                    )
+                    break
+            if tenant.active_adapter_id is not None and adapter_id != tenant.active_adapter_id:
+                log.warning(
+                    "tenant=%s active adapter %s is not loaded here yet; answering with %s",
+                    tenant.slug,
+                    tenant.active_adapter_id,
+                    adapter_name or "the base model",
+                )
         # Grounding goes through the knowledge base's cached index, after this snapshot ended.
         return ReplyPlan(
             composed=plan_prompt(self._knowledge, self._settings.system_prompt, tenant_id, history),

@@ -10,19 +10,22 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from sqlalchemy.engine import Engine as DbEngine
 
 from chat_service.adapter_leases import AdapterLeases
 from chat_service.hot_swap import PUBLISHER, AdapterManager
 from chat_service.leadership import RedisLeadership
-from core.crud.adapters import register_adapter
+from core.crud.adapters import register_adapter, switch_active
 from core.db import session_scope
 from core.migrate import open_database
-from core.models import AdapterStatus
+from core.models import AdapterStatus, BotMode, Role
 from engines.adapter_files import adapter_digest
 from engines.embedded import EmbeddedEngine
 from tests.chat_service.swap_helpers import unique
 from tests.conftest import PhraseAdapter, make_settings
 from tests.factories import make_tenant
+from tests.finetune_loop.factories import add_conversation
+from tests.test_prompt_format import responder_for
 
 pytestmark = pytest.mark.anyio
 
@@ -110,3 +113,37 @@ async def test_only_the_leader_publishes_approved_versions_and_unloads_from_a_sh
     finally:
         for name in set(await engine.list_adapters()) & {v1, v2, v3, v4}:
             await engine.unload_adapter(name)
+
+
+def test_a_worker_that_has_not_synced_yet_answers_with_the_version_the_new_one_replaced(
+    db: DbEngine, engine: EmbeddedEngine, tmp_path: Path, db_url: str
+) -> None:
+    """Another worker switched the pointer a moment ago; this one's next sync has not seen the
+    new version loaded yet. Its customers keep the version they had, not the base model."""
+    tenant, _ = make_tenant(db, "acme", bot_mode=BotMode.AUTO)
+    assert tenant.id is not None
+    with session_scope(db) as session:
+        for name in ("acme-v1", "acme-v2"):
+            version = register_adapter(
+                session=session,
+                tenant_id=tenant.id,
+                name=name,
+                path=str(tmp_path / name),
+                base_model="",
+                sha256="0" * 64,
+            )
+            assert version.id is not None
+            switch_active(session=session, tenant_id=tenant.id, adapter_id=version.id)
+    conversation = add_conversation(
+        db, tenant.id, [(Role.CUSTOMER, "Where is my order?")], resolved=False
+    )
+    responder = responder_for(db, engine, make_settings(tmp_path, db_url))
+
+    def answering_with(loaded: set[str]) -> str | None:
+        plan = responder.plan_reply(tenant.id, conversation, loaded)  # type: ignore[arg-type]
+        assert plan is not None
+        return plan.adapter_name
+
+    assert answering_with({"acme-v1", "acme-v2"}) == "acme-v2"
+    assert answering_with({"acme-v1"}) == "acme-v1"  # not synced yet: the replaced version
+    assert answering_with(set()) is None  # nothing of this tenant's loaded: the base model
