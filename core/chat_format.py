@@ -102,9 +102,11 @@ def articles_in(system_text: str) -> str:
 
 def add_turn(turns: list[Turn], role: TurnRole, text: str, *, train: bool = False) -> None:
     """Append a message as a turn, merged into the previous turn when the same speaker goes
-    on. ``train`` counts only when a new turn starts."""
+    on. A merged turn is a target only if every message in it is one (an agent's message
+    followed by a bot reply must not teach the bot reply)."""
     if turns and turns[-1].role == role:
         turns[-1].text += "\n" + text
+        turns[-1].train = turns[-1].train and train
     else:
         turns.append(Turn(role, text, train=train))
 

@@ -358,6 +358,15 @@ class Settings(BaseSettings):
         description="Regexes of the tenant's order ids, redacted like other PII (group 1 "
         "when the pattern has one, else the whole match).",
     )
+    finetune_bot_target_min_csat: int = Field(
+        4,
+        ge=0,
+        le=5,
+        description="Targets come from people: agents' messages and reviewed suggestions. A "
+        "bot reply is learned only with a positive signal: the customer rated it up, or (1-5) "
+        "its conversation was resolved without a handoff and rated at least this CSAT. 0: "
+        "thumbs up only.",
+    )
     finetune_near_duplicate_jaccard: float = Field(
         0.9, gt=0, le=1, description="Examples this similar (word 3-grams) count as one."
     )

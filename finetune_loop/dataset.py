@@ -34,6 +34,7 @@ from core.models import (
     ConversationStatus,
     Customer,
     Message,
+    Role,
     Suggestion,
     SuggestionStatus,
 )
@@ -101,21 +102,48 @@ def _eligible(
 Grounder = Callable[[list[str]], str]  # customer turns -> the system prompt serving would use
 
 
+BOT_NOT_LEARNED = "bot replies not learned (no positive signal)"
+
+
+def target_source(message: Message, conversation: Conversation, min_csat: int) -> str | None:
+    """Why a reply is worth learning, or None. Targets come from people: a bot reply learned
+    without a person's say-so teaches the model its own output (errors that reinforce
+    themselves, and whatever a customer talked it into saying)."""
+    if message.customer_rating == -1:  # rated down: context, never a target
+        return None
+    if message.role == Role.AGENT:
+        return "agent messages"
+    if message.role != Role.BOT:
+        return None
+    if message.customer_rating == 1:
+        return "bot replies rated up"
+    if (
+        min_csat
+        and conversation.csat is not None
+        and conversation.csat >= min_csat
+        and conversation.escalated_at is None
+        and conversation.status == ConversationStatus.RESOLVED
+    ):
+        return f"bot replies resolved without handoff, CSAT >= {min_csat}"
+    return None
+
+
+def _one_of(message_ids: set[int | None]) -> Callable[[Message], bool]:
+    return lambda message: message.id in message_ids
+
+
 def _turns(
-    messages: list[Message], system_prompt: str | Grounder, redact: Redactor
+    messages: list[Message],
+    system_prompt: str | Grounder,
+    redact: Redactor,
+    target: Callable[[Message], bool] = lambda _message: False,
 ) -> tuple[list[Turn], list[int]]:
     """The conversation as serving would show it to the model, redacted; (turns, message ids).
     With a grounder, the system prompt carries the help-center articles retrieval finds for
     the customer's questions, as serving's would."""
     if callable(system_prompt):
         system_prompt = system_prompt(customer_questions(messages))
-    turns, used = conversation_turns(
-        system_prompt,
-        messages,
-        # A reply the customer rated down stays as context but is never a target.
-        target=lambda message: message.customer_rating != -1,
-        rewrite=redact,
-    )
+    turns, used = conversation_turns(system_prompt, messages, target=target, rewrite=redact)
     return turns, [m.id for m in used if m.id is not None]
 
 
@@ -126,6 +154,7 @@ def _conversation_examples(
     settings: Settings,
     removed: Counter[str],
     stats: Counter[str],
+    targets: Counter[str],
     grounder: Grounder | None = None,
 ) -> list[Example]:
     examples = []
@@ -142,11 +171,27 @@ def _conversation_examples(
         messages = by_conversation.get(cid, [])
         stats["internal notes left out"] += sum(m.internal_note for m in messages)
         redact = Redactor(settings.finetune_order_id_patterns)
-        turns, used = _turns(messages, grounder or settings.system_prompt, redact)
+        sources = {
+            m.id: target_source(m, conversation, settings.finetune_bot_target_min_csat)
+            for m in messages
+        }
+        turns, used = _turns(
+            messages,
+            grounder or settings.system_prompt,
+            redact,
+            target=_one_of({i for i, source in sources.items() if source is not None}),
+        )
         stats["PII values redacted"] += redact.redacted
+        spoken = [m for m in messages if not m.internal_note and m.text.strip()]
+        targets[BOT_NOT_LEARNED] += sum(
+            m.role == Role.BOT and sources[m.id] is None for m in spoken
+        )
         if not has_target(turns):
-            removed["no customer turn or no agent reply"] += 1
+            removed["no customer turn or no reply by a person or rated up"] += 1
             continue
+        for message in spoken:
+            if (source := sources[message.id]) is not None:
+                targets[source] += 1
         customer = conversation.customer_id
         examples.append(
             Example(
@@ -169,6 +214,7 @@ def _review_examples(
     until: datetime,
     settings: Settings,
     stats: Counter[str],
+    targets: Counter[str],
     grounder: Grounder | None = None,
 ) -> list[Example]:
     """An accepted or edited suggestion: the conversation up to the customer's message, and
@@ -202,6 +248,7 @@ def _review_examples(
         if turns[-2].role != "user":
             continue
         stats[f"reviews {suggestion.status}"] += 1
+        targets[f"suggestions {suggestion.status} (the text the agent sent)"] += 1
         examples.append(
             Example(
                 key=f"s{suggestion.id}",
@@ -302,14 +349,17 @@ def build_dataset(
     retrieval gives for them (serving's prompts, learned as they will be served)."""
     removed: Counter[str] = Counter()
     stats: Counter[str] = Counter()
+    targets: Counter[str] = Counter()  # target messages by where they came from
     eligible = _eligible(session, tenant_id, settings, removed)
     new_ids = _touched_since(session, list(eligible), since, until)
     fresh = {cid: c for cid, c in eligible.items() if cid in new_ids}
     older = {cid: c for cid, c in eligible.items() if cid not in new_ids}
 
-    examples = _conversation_examples(session, fresh, until, settings, removed, stats, grounder)
+    examples = _conversation_examples(
+        session, fresh, until, settings, removed, stats, targets, grounder
+    )
     examples += _review_examples(
-        session, tenant_id, eligible, since, until, settings, stats, grounder
+        session, tenant_id, eligible, since, until, settings, stats, targets, grounder
     )
     examples = deduplicate(examples, settings.finetune_near_duplicate_jaccard, removed)
     examples = _cap_per_customer(examples, settings.finetune_max_examples_per_customer, removed)
@@ -325,7 +375,7 @@ def build_dataset(
         for start in range(0, len(order), wanted):
             chunk = {cid: older[cid] for cid in order[start : start + wanted]}
             replay += _conversation_examples(
-                session, chunk, until, settings, Counter(), Counter(), grounder
+                session, chunk, until, settings, Counter(), Counter(), Counter(), grounder
             )
             if len(replay) >= wanted:
                 break
@@ -350,6 +400,7 @@ def build_dataset(
         "train_examples": len(train),
         "validation_examples": len(validation),
         "removed": dict(sorted(removed.items())),
+        "targets": dict(sorted(targets.items())),
         **dict(sorted(stats.items())),
     }
     card["grounded_examples"] = sum(bool(articles_in(e.turns[0].text)) for e in examples)

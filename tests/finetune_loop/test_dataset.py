@@ -124,6 +124,86 @@ def test_a_bot_reply_the_customer_rated_down_is_context_but_never_a_target(
     assert "We only sell tea." in example.text()
 
 
+def test_targets_come_from_people_and_bot_replies_only_with_a_positive_signal(
+    db: DbEngine, tmp_path: Path, db_url: str
+) -> None:
+    """In auto mode the bot answers most conversations: learning those replies unasked would
+    train the model on its own output. Agents' messages are targets; a bot reply only when
+    the customer rated it up, or the conversation was resolved without a handoff and rated
+    CSAT >= 4; the card counts each source."""
+    acme, _ = make_tenant(db)
+    assert acme.id
+
+    def bot_chat(
+        n: int, rating: int | None = None, csat: int | None = None, escalated: bool = False
+    ) -> str:
+        cid = add_conversation(
+            db,
+            acme.id,  # type: ignore[arg-type]
+            [
+                (Role.CUSTOMER, f"Can I order {n} flat whites for collection at noon today?"),
+                (Role.BOT, f"BOT-{n}: yes, {n} flat whites will be ready at noon."),
+            ],
+            customer_id=add_customer(db, acme.id),  # type: ignore[arg-type]
+        )
+        with session_scope(db) as session:
+            conversation = session.get(Conversation, cid)
+            assert conversation is not None
+            conversation.csat = csat
+            conversation.escalated_at = utcnow() if escalated else None
+            session.add(conversation)
+            reply = session.exec(
+                select(Message).where(Message.conversation_id == cid, Message.role == Role.BOT)
+            ).one()
+            reply.customer_rating = rating
+            session.add(reply)
+        return f"BOT-{n}:"
+
+    unasked = bot_chat(1)
+    rated_up = bot_chat(2, rating=1)
+    happy = bot_chat(3, csat=5)
+    lukewarm = bot_chat(4, csat=3)
+    handed_off = bot_chat(5, csat=5, escalated=True)
+    rated_down_but_happy = bot_chat(6, rating=-1, csat=5)
+    add_conversation(db, acme.id, chat(7), customer_id=add_customer(db, acme.id))
+
+    dataset = build(db, acme.id, settings_for(tmp_path, db_url))
+    learned = [
+        turn.text for e in dataset.train + dataset.validation for turn in e.turns if turn.train
+    ]
+    assert any(text.startswith(rated_up) for text in learned)
+    assert any(text.startswith(happy) for text in learned)
+    for never in (unasked, lukewarm, handed_off, rated_down_but_happy):
+        assert not any(text.startswith(never) for text in learned), never
+    assert dataset.card["targets"] == {
+        "agent messages": 2,
+        "bot replies rated up": 1,
+        "bot replies resolved without handoff, CSAT >= 4": 1,
+        "bot replies not learned (no positive signal)": 4,
+    }
+    assert dataset.card["removed"]["no customer turn or no reply by a person or rated up"] == 4
+
+    thumbs_only = build(db, acme.id, settings_for(tmp_path, db_url, finetune_bot_target_min_csat=0))
+    assert "bot replies resolved without handoff, CSAT >= 4" not in thumbs_only.card["targets"]
+
+
+def test_an_agent_message_merged_with_a_bot_reply_is_not_a_target(
+    db: DbEngine, tmp_path: Path, db_url: str
+) -> None:
+    acme, _ = make_tenant(db)
+    assert acme.id
+    turns = [
+        (Role.CUSTOMER, "Is the oat milk surcharge still fifty cents this month?"),
+        (Role.AGENT, "Yes, fifty cents for oat milk."),
+        (Role.BOT, "Anything else I can help with?"),  # same speaker for the model: one turn
+        (Role.CUSTOMER, "And soy milk, is it the same price as oat milk?"),
+        (Role.AGENT, "Soy milk is free of charge."),
+    ]
+    add_conversation(db, acme.id, turns, customer_id=add_customer(db, acme.id))
+    (example,) = (d := build(db, acme.id, settings_for(tmp_path, db_url))).train + d.validation
+    assert [t.text for t in example.turns if t.train] == ["Soy milk is free of charge."]
+
+
 def test_duplicates_near_duplicates_and_a_chatty_customer_are_capped(
     db: DbEngine, tmp_path: Path, db_url: str
 ) -> None:
